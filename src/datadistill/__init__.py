@@ -3,6 +3,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import augment  # noqa: E402
+from .api import augment, evaluate, load_model, predict, predict_proba, train_student  # noqa: E402
 
-__all__ = ["augment", "__version__"]
+__all__ = ["augment", "train_student", "evaluate", "predict", "predict_proba", "load_model", "__version__"]

@@ -6,6 +6,7 @@ import sys
 
 from .config import ConfigError
 from .data.io import DataError
+from .modelio import ModelFolderError
 
 
 def _add_augment(sub) -> None:
@@ -39,6 +40,74 @@ def _run_augment(args) -> None:
     print(f"augment: {stats.summary()}; wrote {args.output}", file=sys.stderr)
 
 
+def _add_student(sub) -> None:
+    p = sub.add_parser("student", help="step 3: train a student (BOW, CNN, LSTM)")
+    ssub = p.add_subparsers(dest="student_command", metavar="ACTION", required=True)
+    t = ssub.add_parser("train", help="train a student from a JSON config",
+                        description="Train on data.train (part.0) + data.teacher_labelled (part.1), select on dev, "
+                                    "report test, save a self-contained model folder.")
+    t.add_argument("--config", help="JSON run config (see examples/)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.lr=1e-3 (repeatable)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_run_student_train)
+
+
+def _run_student_train(args) -> None:
+    import shlex
+
+    from .student import load_run_config, train_student
+
+    cfg = load_run_config(args.config, args.set)
+    train_student(cfg, progress=not args.quiet,
+                  command="datadistill " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy, macro-F1, per-class scores and confusion of a model on a labelled file")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--data", required=True, help="labelled TSV/JSONL")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args) -> None:
+    from .evaluate import format_metrics
+    from .student import dump_json, evaluate_folder
+
+    m = evaluate_folder(args.model, args.data, args.label_column)
+    print(format_metrics(m))
+    if args.json:
+        dump_json(m, args.json)
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predict with a model folder: text lines in, label<TAB>probabilities out",
+                       description="Reads one text per line (TAB-separated for pairs) from stdin or --input and "
+                                   "writes label<TAB>probabilities per line; on stdin each line is answered as it arrives.")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--input", help="read texts from this file instead of stdin (batched)")
+    p.add_argument("--batch-size", type=int, default=None, help="lines per batch (default: 1 on stdin, 256 for --input)")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> None:
+    from .predict import Predictor
+
+    pred = Predictor(args.model)
+    if args.input:
+        try:
+            with open(args.input, encoding="utf-8") as f:
+                pred.stream(f, sys.stdout, args.batch_size or 256)
+        except FileNotFoundError:
+            raise DataError(f"{args.input}: file does not exist") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"{args.input}: invalid UTF-8 ({e.reason})") from None
+    else:
+        pred.stream(sys.stdin, sys.stdout, args.batch_size or 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadistill",
@@ -49,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"datadistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_augment(sub)
+    _add_student(sub)
+    _add_eval(sub)
+    _add_predict(sub)
     return parser
 
 
@@ -60,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.func(args)
-    except (DataError, ConfigError) as e:
+    except (DataError, ConfigError, ModelFolderError) as e:
         print(f"datadistill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

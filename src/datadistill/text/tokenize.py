@@ -9,6 +9,7 @@ import logging
 import re
 
 from ..registry import Registry
+from .vocab import UNK
 
 TOKENIZERS: Registry[type["Tokenizer"]] = Registry("tokenizer")
 register_tokenizer = TOKENIZERS.register
@@ -22,17 +23,41 @@ NO_POS = "x"  # the tag of tokenizers that know no parts of speech
 
 
 class Tokenizer:
-    """Base class: `tokenize` (tokens), `tag` (tokens with POS), `detokenize` (text again)."""
+    """Base class: `tokenize` (tokens), `tag` (tokens with POS), `detokenize` (text again).
+
+    Subclasses implement `_tokenize` (and `_tag` if they know POS); the literal `[UNK]` that
+    augmentation writes always stays one token, whatever the tokenizer.
+    """
 
     name = "base"
     has_pos = False
 
-    def tokenize(self, text: str) -> list[str]:
+    def _tokenize(self, text: str) -> list[str]:
         raise NotImplementedError
 
+    def _tag(self, text: str) -> list[tuple[str, str]]:
+        return [(t, NO_POS) for t in self._tokenize(text)]
+
+    def tokenize(self, text: str) -> list[str]:
+        if UNK not in text:
+            return self._tokenize(text)
+        out: list[str] = []
+        for i, part in enumerate(text.split(UNK)):
+            if i:
+                out.append(UNK)
+            out += self._tokenize(part)
+        return out
+
     def tag(self, text: str) -> list[tuple[str, str]]:
-        """(token, POS) pairs; tokenizers without POS tag every token 'x'."""
-        return [(t, NO_POS) for t in self.tokenize(text)]
+        """(token, POS) pairs; tokenizers without POS tag every token 'x' (as is `[UNK]`)."""
+        if UNK not in text:
+            return self._tag(text)
+        out: list[tuple[str, str]] = []
+        for i, part in enumerate(text.split(UNK)):
+            if i:
+                out.append((UNK, NO_POS))
+            out += self._tag(part)
+        return out
 
     def detokenize(self, tokens: list[str]) -> str:
         """Join tokens without spaces, except between two Latin/digit tokens ('iPhone 4', not 'iPhone4')."""
@@ -64,10 +89,10 @@ class JiebaTokenizer(Tokenizer):
     name = "jieba"
     has_pos = True
 
-    def tokenize(self, text: str) -> list[str]:
+    def _tokenize(self, text: str) -> list[str]:
         return [t for t in _jieba().lcut(text) if t.strip()]
 
-    def tag(self, text: str) -> list[tuple[str, str]]:
+    def _tag(self, text: str) -> list[tuple[str, str]]:
         return [(p.word, p.flag) for p in _jieba().posseg.lcut(text) if p.word.strip()]
 
 
@@ -77,7 +102,7 @@ class CharTokenizer(Tokenizer):
 
     name = "char"
 
-    def tokenize(self, text: str) -> list[str]:
+    def _tokenize(self, text: str) -> list[str]:
         return _CHAR_RE.findall(text.lower())
 
 
@@ -87,7 +112,7 @@ class WhitespaceTokenizer(Tokenizer):
 
     name = "whitespace"
 
-    def tokenize(self, text: str) -> list[str]:
+    def _tokenize(self, text: str) -> list[str]:
         return text.split()
 
     def detokenize(self, tokens: list[str]) -> str:

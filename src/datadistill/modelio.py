@@ -1,0 +1,100 @@
+"""Self-contained model folders: everything `predict` needs, nothing else.
+
+    config.json        architecture, hyper-parameters, features (tokenizer, n-grams), the command that made it
+    vocab.txt          one token per line ([PAD] = 0, [UNK] = 1)
+    labels.json        the label map
+    model.safetensors  the weights
+    metrics.json       dev/test metrics of the run that made it (informative; not needed to load)
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .config import from_dict, to_dict
+from .data.labels import LabelMap
+from .students import build_student
+from .students.base import Dims, Student
+from .text.features import FeatureConfig, Featurizer
+from .text.vocab import Vocab
+
+REQUIRED = ("config.json", "vocab.txt", "labels.json", "model.safetensors")
+
+
+class ModelFolderError(ValueError):
+    """A model folder is missing a file or holds one that cannot be read; the message names the file."""
+
+
+def save_model(folder: str | Path, model: Student, featurizer: Featurizer, label_map: LabelMap,
+               params: dict, metrics: dict | None = None, command: str | None = None) -> Path:
+    """Write the folder (each file atomically, so a crash never leaves a half-written one)."""
+    from safetensors.torch import save_file
+
+    from .data.io import atomic_write
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "datadistill_version": __version__,
+        "arch": model.arch,
+        "model": params,
+        "features": to_dict(featurizer.cfg),
+        "dims": to_dict(model.dims),
+        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+    }
+    with atomic_write(folder / "config.json") as f:
+        f.write(json.dumps(config, ensure_ascii=False, indent=1) + "\n")
+    with atomic_write(folder / "vocab.txt") as f:
+        f.write("\n".join(featurizer.vocab.itos) + "\n")
+    with atomic_write(folder / "labels.json") as f:
+        f.write(json.dumps(label_map.to_dict(), ensure_ascii=False, indent=1) + "\n")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / ".model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"arch": model.arch})
+    tmp.replace(folder / "model.safetensors")
+    if metrics is not None:
+        with atomic_write(folder / "metrics.json") as f:
+            f.write(json.dumps(metrics, ensure_ascii=False, indent=1) + "\n")
+    return folder
+
+
+def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict]:
+    """(network in eval mode, featurizer, label map, config) from a model folder."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"{folder}: model folder does not exist")
+    for name in REQUIRED:
+        if not (folder / name).is_file():
+            raise ModelFolderError(f"{folder / name}: missing (a model folder holds {', '.join(REQUIRED)})")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        arch, params, dims = config["arch"], config["model"], Dims(**config["dims"])
+        fcfg = from_dict(FeatureConfig, config["features"], "features")
+    except Exception as e:  # noqa: BLE001 - any problem here means the file is damaged
+        raise ModelFolderError(f"{folder / 'config.json'}: cannot read model config ({e})") from None
+    try:
+        vocab = Vocab.load(folder / "vocab.txt")
+    except Exception as e:  # noqa: BLE001
+        raise ModelFolderError(f"{folder / 'vocab.txt'}: cannot read vocabulary ({e})") from None
+    try:
+        label_map = LabelMap.load(folder / "labels.json")
+    except Exception as e:  # noqa: BLE001
+        raise ModelFolderError(f"{folder / 'labels.json'}: cannot read label map ({e})") from None
+    if len(vocab) != dims.vocab_size or len(label_map) != dims.num_labels:
+        raise ModelFolderError(f"{folder}: vocab.txt has {len(vocab)} tokens and labels.json {len(label_map)} labels, "
+                               f"but config.json expects {dims.vocab_size} and {dims.num_labels}")
+    model = build_student(arch, params, dims)
+    try:
+        state = load_file(str(folder / "model.safetensors"))
+        model.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001
+        raise ModelFolderError(f"{folder / 'model.safetensors'}: cannot load weights ({e})") from None
+    model.eval()
+    return model, Featurizer(fcfg, vocab), label_map, config

@@ -1,0 +1,80 @@
+"""Load a model folder and predict: `Predictor.predict(texts)`, `predict_proba(texts)`, stdin -> stdout."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO, Iterable
+
+import numpy as np
+import torch
+
+from .modelio import load_folder
+
+
+class Predictor:
+    """A loaded student. Texts in; labels or probabilities [N, C] (rows sum to one) out."""
+
+    def __init__(self, folder: str | Path, batch_size: int = 256) -> None:
+        self.folder = Path(folder)
+        self.model, self.featurizer, self.label_map, self.config = load_folder(folder)
+        self.batch_size = batch_size
+        self.pair = bool(self.model.dims.pair)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.label_map.labels
+
+    @torch.inference_mode()
+    def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
+        """Logits [N, C] in input order; batches are formed by length to waste little on padding."""
+        if self.pair and texts_b is None:
+            raise ValueError("this model reads text pairs: pass texts_b (or TAB-separated lines on stdin)")
+        enc_a = [self.featurizer.encode(t) for t in texts_a]
+        enc_b = [self.featurizer.encode(t) for t in texts_b] if texts_b is not None else None
+        out = np.zeros((len(texts_a), len(self.labels)), dtype=np.float32)
+        order = np.argsort([len(e[0]) for e in enc_a], kind="stable")
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s: s + self.batch_size]
+            batch = self.featurizer.collate([enc_a[i] for i in idx], [enc_b[i] for i in idx] if enc_b else None)
+            out[idx] = self.model(batch).numpy()
+        return out
+
+    def predict_proba(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
+        z = self.logits(texts_a, texts_b)
+        z = np.exp(z - z.max(-1, keepdims=True))
+        return z / z.sum(-1, keepdims=True)
+
+    def predict(self, texts_a: list[str], texts_b: list[str] | None = None) -> list[str]:
+        return [self.labels[i] for i in self.logits(texts_a, texts_b).argmax(-1)]
+
+    def stream(self, lines: Iterable[str], out: IO[str], batch_size: int = 1) -> int:
+        """Write `label<TAB>p1 p2 ...` per input line; batch_size 1 answers each line as it arrives."""
+        n, buf = 0, []
+
+        def flush() -> None:
+            if not buf:
+                return
+            if self.pair:
+                parts = [b.split("\t", 1) + [""] for b in buf]
+                probs = self.predict_proba([p[0] for p in parts], [p[1] for p in parts])
+            else:
+                probs = self.predict_proba(buf)
+            for p in probs:
+                out.write(f"{self.labels[int(p.argmax())]}\t{' '.join(f'{x:.6f}' for x in p)}\n")
+            out.flush()
+            buf.clear()
+
+        for line in lines:
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            buf.append(line)
+            n += 1
+            if len(buf) >= batch_size:
+                flush()
+        flush()
+        return n
+
+
+def predict_stream(folder: str | Path, inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout, batch_size: int = 1) -> int:
+    return Predictor(folder).stream(inp, out, batch_size)

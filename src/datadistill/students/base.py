@@ -1,0 +1,94 @@
+"""The student contract and registry.
+
+A student encodes one side of the input into a vector u [B, H]; for single texts the logits are
+head(u), for pairs head([u, v, |u-v|, u*v]) with one encoder shared by both sides (Conneau et al. 2017).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import from_dict
+from ..registry import Registry
+
+STUDENTS: Registry[tuple[type, type]] = Registry("student")
+
+
+def register_student(name: str, config_cls: type):
+    """Register a `Student` subclass under `name` together with its hyper-parameter dataclass."""
+
+    def deco(cls):
+        STUDENTS.register(name)((cls, config_cls))
+        cls.arch = name
+        return cls
+
+    return deco
+
+
+@dataclass
+class Dims:
+    vocab_size: int
+    num_labels: int
+    ngram_buckets: int = 0
+    pair: bool = False
+
+
+class Student(nn.Module):
+    """Base class: subclasses build `self.out_dim` and implement `encode`."""
+
+    arch = "base"
+    out_dim: int
+    # Sequence students read hashed bigrams aligned to positions (bigram t = tokens t, t+1), so they
+    # accept features.ngrams == [2] only; bag students accept any orders.
+    positional_ngrams = False
+
+    def __init__(self, cfg: Any, dims: Dims) -> None:
+        super().__init__()
+        self.cfg, self.dims = cfg, dims
+
+    def build_head(self, dropout: float) -> None:
+        width = self.out_dim * (4 if self.dims.pair else 1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, self.dims.num_labels))
+
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor, ngrams: torch.Tensor | None) -> torch.Tensor:
+        """ids [B, L] (0 = padding), lengths [B], ngrams [B, G] or None -> [B, out_dim]."""
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        u = self.encode(batch["ids_a"], batch["len_a"], batch.get("ngr_a"))
+        if self.dims.pair:
+            v = self.encode(batch["ids_b"], batch["len_b"], batch.get("ngr_b"))
+            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+        return self.head(u)  # [B, num_labels]
+
+
+def build_student(arch: str, params: dict, dims: Dims) -> Student:
+    """Build the student `arch` with hyper-parameters `params` (validated against its dataclass)."""
+    cls, cfg_cls = STUDENTS.get(arch)
+    return cls(from_dict(cfg_cls, params, f"student.model ({arch})"), dims)
+
+
+def aligned_ngrams(ngrams: torch.Tensor | None, width: int) -> torch.Tensor | None:
+    """Position-aligned bigram ids [B, width] from the featurizer's [B, G] (G <= width - 1; 0 = none)."""
+    if ngrams is None:
+        return None
+    if ngrams.size(1) >= width:
+        return ngrams[:, :width]
+    return torch.nn.functional.pad(ngrams, (0, width - ngrams.size(1)))
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max over time of x [B, L, H] where mask [B, L] is True -> [B, H]."""
+    return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]  # [B, L]

@@ -1,0 +1,228 @@
+"""The one training loop for every student: it sees a network (batch -> logits) and never its type.
+
+AdamW, warm-up then linear decay, gradient clipping, early stopping on dev accuracy with the best
+weights kept, seeded, a progress bar with loss and accuracy.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ConfigError
+from .losses import LOSSES
+from .registry import unknown_name_message
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05          # share of all steps spent warming up the learning rate
+    schedule: str = "linear"      # linear (decay to 0) or constant after warm-up
+    clip: float = 1.0             # max gradient norm; 0 = off
+    patience: int = 3             # evaluations without dev improvement before stopping
+    eval_every: int = 0           # steps between dev evaluations; 0 = once per epoch
+    seed: int = 1
+    device: str = "auto"          # auto, cpu, cuda, cuda:1 ...
+    loss: str = "hard"            # hard, kl, mse, mix (see losses.py)
+    alpha: float = 0.5            # mix: weight of the hard-label loss
+    temperature: float = 1.0      # kl/mix: softmax temperature
+    part0_share: float = 0.2      # part.0 (gold) rows are repeated to be at least this share of an epoch
+    eval_batch_size: int = 256
+    max_steps: int = 0            # stop after this many steps (0 = no limit); for smoke tests
+
+    def validate(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(unknown_name_message("loss", self.loss, LOSSES.names()))
+        if self.schedule not in ("linear", "constant"):
+            raise ConfigError(f"schedule must be 'linear' or 'constant', got '{self.schedule}'")
+        for name in ("alpha", "warmup"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if not 0.0 <= self.part0_share < 1.0:
+            raise ConfigError(f"part0_share must be in [0, 1), got {self.part0_share}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ConfigError("lr and temperature must be positive")
+
+
+@dataclass
+class Row:
+    """One encoded training row: features per side, the label id, teacher scores if any."""
+
+    a: tuple
+    b: tuple | None
+    label: int
+    probs_T: list[float] | None = None
+    logits_T: list[float] | None = None
+    gold: bool = True  # part.0 (original labelled data) rather than teacher-labelled part.1
+
+    @property
+    def has_T(self) -> bool:
+        return self.probs_T is not None or self.logits_T is not None
+
+
+@dataclass
+class FitResult:
+    best_dev_accuracy: float
+    best_step: int
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def collate_rows(collate: Callable, rows: list[Row], num_labels: int, device: torch.device) -> dict:
+    batch = collate([r.a for r in rows], [r.b for r in rows] if rows[0].b is not None else None)
+    batch["labels"] = torch.tensor([r.label for r in rows], dtype=torch.long)
+    has_T = torch.tensor([r.has_T for r in rows])
+    batch["has_T"] = has_T
+    if has_T.any():
+        zeros = [0.0] * num_labels
+        batch["probs_T"] = torch.tensor([r.probs_T or zeros for r in rows], dtype=torch.float)
+        batch["logits_T"] = torch.tensor([r.logits_T or zeros for r in rows], dtype=torch.float)
+        batch["has_logits"] = torch.tensor([r.logits_T is not None for r in rows])
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Index batches of similar length (less padding). Shuffled when `rng` is given: shuffle, cut into
+    pools of 50 batches, sort each pool by length, cut into batches, shuffle the batches."""
+    n = len(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i: i + batch_size] for i in range(0, n, batch_size)]
+    order = rng.permutation(n)
+    pool = batch_size * 50
+    batches = []
+    for s in range(0, n, pool):
+        chunk = order[s: s + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, collate: Callable, rows: list[Row], num_labels: int,
+                   batch_size: int = 256, device: torch.device | None = None) -> np.ndarray:
+    """Logits [N, C] in input order (batched by length)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = np.zeros((len(rows), num_labels), dtype=np.float32)
+    lengths = np.array([len(r.a[0]) for r in rows])
+    for idx in length_batches(lengths, batch_size, None):
+        batch = collate_rows(collate, [rows[i] for i in idx], num_labels, device)
+        out[idx] = model(batch).float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def epoch_indices(rows: list[Row], part0_share: float) -> np.ndarray:
+    """All teacher-labelled rows once, and gold rows repeated so they are >= part0_share of the epoch."""
+    gold = np.array([i for i, r in enumerate(rows) if r.gold], dtype=np.int64)
+    teach = np.array([i for i, r in enumerate(rows) if not r.gold], dtype=np.int64)
+    reps = 1
+    if len(gold) and len(teach) and part0_share > 0:
+        reps = max(1, math.ceil(part0_share * len(teach) / ((1 - part0_share) * len(gold))))
+    return np.concatenate([teach] + [gold] * reps)
+
+
+def fit(model: nn.Module, collate: Callable, train_rows: list[Row], dev_rows: list[Row], num_labels: int,
+        cfg: TrainConfig, progress: bool = True, log=print) -> FitResult:
+    """Train `model` in place; at the end it holds the weights that scored best on dev."""
+    from tqdm import tqdm
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    loss_fn = LOSSES.get(cfg.loss)
+    # no weight decay on embedding tables and biases
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+    decay = [p for p in model.parameters() if p.ndim > 1 and id(p) not in tables]
+    rest = [p for p in model.parameters() if p.ndim <= 1 or id(p) in tables]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+    index = epoch_indices(train_rows, cfg.part0_share)
+    lengths = np.array([len(train_rows[i].a[0]) for i in index])
+    steps_per_epoch = math.ceil(len(index) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    warm = max(1, int(cfg.warmup * total))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    dev_gold = np.array([r.label for r in dev_rows])
+    best = FitResult(best_dev_accuracy=-1.0, best_step=0, steps=0, seconds=0.0)
+    best_state = copy.deepcopy(model.state_dict())
+    bad_evals, step, t0 = 0, 0, time.perf_counter()
+    eval_every = cfg.eval_every or steps_per_epoch
+    stop = False
+    for epoch in range(cfg.epochs):
+        bar = tqdm(length_batches(lengths, cfg.batch_size, rng), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", disable=not progress, file=sys.stderr, leave=False)
+        run_loss = run_acc = 0.0
+        for bi, b in enumerate(bar):
+            batch = collate_rows(collate, [train_rows[i] for i in index[b]], num_labels, device)
+            logits_S = model(batch)                                           # [B, C]
+            loss = loss_fn(logits_S, batch["labels"], probs_T=batch.get("probs_T"), logits_T=batch.get("logits_T"),
+                           has_T=batch["has_T"], has_logits=batch.get("has_logits"), alpha=cfg.alpha,
+                           temperature=cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            sched.step()
+            step += 1
+            acc = (logits_S.argmax(-1) == batch["labels"]).float().mean().item()
+            run_loss = 0.9 * run_loss + 0.1 * loss.item() if bi else loss.item()
+            run_acc = 0.9 * run_acc + 0.1 * acc if bi else acc
+            bar.set_postfix(loss=f"{run_loss:.4f}", acc=f"{run_acc:.3f}")
+            if step % eval_every == 0 or step == total:
+                dev_acc = float((predict_logits(model, collate, dev_rows, num_labels, cfg.eval_batch_size, device)
+                                 .argmax(-1) == dev_gold).mean()) if dev_rows else 0.0
+                best.history.append({"step": step, "epoch": epoch + 1, "train_loss": run_loss, "dev_accuracy": dev_acc})
+                improved = dev_acc > best.best_dev_accuracy
+                log(f"step {step} epoch {epoch + 1}: loss {run_loss:.4f} dev accuracy {dev_acc * 100:.2f}"
+                    + (" (best)" if improved else ""))
+                if improved:
+                    best.best_dev_accuracy, best.best_step, bad_evals = dev_acc, step, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad_evals += 1
+                    if bad_evals >= cfg.patience:
+                        stop = True
+            if stop or step >= total:
+                stop = True
+                break
+        bar.close()
+        if stop:
+            break
+    model.load_state_dict(best_state)
+    best.steps, best.seconds = step, time.perf_counter() - t0
+    return best

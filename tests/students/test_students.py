@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datadistill.config import ConfigError, from_dict
+from datadistill.student import StudentConfig
+from datadistill.students import STUDENTS, build_student
+from datadistill.students.base import Dims
+from datadistill.text import Vocab
+from datadistill.text.features import FeatureConfig, Featurizer
+
+SMALL = {"bow": {"emb_dim": 16, "hidden": 8}, "cnn": {"emb_dim": 16, "filters": 8, "widths": [2, 3]},
+         "lstm": {"emb_dim": 16, "hidden": 8}}
+
+
+def featurizer(ngrams=(2,)):
+    vocab = Vocab.build([list("酒店很好服务差")])
+    return Featurizer(FeatureConfig(tokenizer="char", ngrams=list(ngrams), ngram_buckets=97), vocab)
+
+
+@pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])
+@pytest.mark.parametrize("pair", [False, True])
+def test_output_shape_single_and_pair(arch, pair):
+    f = featurizer()
+    model = build_student(arch, SMALL[arch], Dims(vocab_size=len(f.vocab), num_labels=3, ngram_buckets=97, pair=pair))
+    texts = ["酒店很好", "服务差", "好", "x"]
+    batch = f.batch(texts, ["服务很好", "差", "好好", "酒店"] if pair else None)
+    logits = model(batch)
+    assert logits.shape == (4, 3) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("arch", ["cnn", "lstm"])
+def test_padding_does_not_change_sequence_outputs(arch):
+    f = featurizer()
+    model = build_student(arch, SMALL[arch], Dims(len(f.vocab), 2, 97)).eval()
+    alone = model(f.batch(["酒店很好"]))
+    padded = model(f.batch(["酒店很好", "酒店很好服务差酒店很好服务差"]))[:1]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_unknown_student_and_bad_hyperparameter():
+    with pytest.raises(ConfigError, match="unknown student 'cnm'; did you mean 'cnn'"):
+        from_dict(StudentConfig, {"arch": "cnm"})
+    with pytest.raises(ConfigError, match=r"model \(cnn\): unknown key 'filter'; did you mean 'filters'"):
+        from_dict(StudentConfig, {"arch": "cnn", "model": {"filter": 3}})
+    with pytest.raises(ConfigError, match="features.ngrams must be"):
+        from_dict(StudentConfig, {"arch": "lstm", "features": {"ngrams": [2, 3]}})
+    assert STUDENTS.names() == ["bow", "cnn", "lstm"]
