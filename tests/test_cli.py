@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import json
+
+from datadistill.cli import build_parser, main
+from tests.test_train import small_config
+
+
+def test_help_lists_the_steps(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    for cmd in ("augment", "student", "eval", "predict"):
+        assert cmd in out
+
+
+def test_student_train_from_config_with_overrides(senti_files, tmp_path, capsys):
+    cfg = small_config(senti_files, tmp_path, "bow", epochs=2)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    out_dir = tmp_path / "over"
+    assert main(["student", "train", "--config", str(path), "--quiet", "--set", f"output={out_dir}",
+                 "--set", "train.epochs=1"]) == 0
+    config = json.loads((out_dir / "config.json").read_text())
+    assert config["command"].startswith("datadistill ") or "student" in config["command"]
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["config"]["train"]["epochs"] == 1 and "test" in metrics
+    capsys.readouterr()
+    assert main(["student", "train", "--config", str(path), "--set", "train.lrr=1"]) == 2
+    assert "unknown key 'lrr'; did you mean 'lr'?" in capsys.readouterr().err
+    assert main(["student", "train", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "config file does not exist" in capsys.readouterr().err
