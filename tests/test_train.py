@@ -32,8 +32,8 @@ def test_training_is_seeded(senti_files, tmp_path):
 
 
 def test_part0_share_repeats_gold_rows():
-    rows = [Row(a=(np.zeros(1),), b=None, label=0, gold=True)] * 10 + \
-           [Row(a=(np.zeros(1),), b=None, label=0, probs_T=[1.0, 0.0], gold=False)] * 90
+    rows = [Row(a=np.zeros(1), b=None, label=0, gold=True)] * 10 + \
+           [Row(a=np.zeros(1), b=None, label=0, probs_T=[1.0, 0.0], gold=False)] * 90
     idx = epoch_indices(rows, 0.25)
     gold_share = np.isin(idx, np.arange(10)).mean()
     assert 0.25 <= gold_share < 0.30 and (idx >= 10).sum() == 90

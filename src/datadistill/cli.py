@@ -60,7 +60,7 @@ def _run_student_train(args) -> None:
 
     cfg = load_run_config(args.config, args.set)
     train_student(cfg, progress=not args.quiet,
-                  command="datadistill " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                  command="datadistill " + " ".join(shlex.quote(a) for a in args.argv))
 
 
 def _add_eval(sub) -> None:
@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # recorded in model folders: the command that made them
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

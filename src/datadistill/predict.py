@@ -32,7 +32,7 @@ class Predictor:
         enc_a = [self.featurizer.encode(t) for t in texts_a]
         enc_b = [self.featurizer.encode(t) for t in texts_b] if texts_b is not None else None
         out = np.zeros((len(texts_a), len(self.labels)), dtype=np.float32)
-        order = np.argsort([len(e[0]) for e in enc_a], kind="stable")
+        order = np.argsort([len(e) for e in enc_a], kind="stable")
         for s in range(0, len(order), self.batch_size):
             idx = order[s: s + self.batch_size]
             batch = self.featurizer.collate([enc_a[i] for i in idx], [enc_b[i] for i in idx] if enc_b else None)

@@ -62,8 +62,8 @@ class TrainConfig:
 class Row:
     """One encoded training row: features per side, the label id, teacher scores if any."""
 
-    a: tuple
-    b: tuple | None
+    a: np.ndarray          # token ids [L]
+    b: np.ndarray | None
     label: int
     probs_T: list[float] | None = None
     logits_T: list[float] | None = None
@@ -128,7 +128,7 @@ def predict_logits(model: nn.Module, collate: Callable, rows: list[Row], num_lab
     was_training = model.training
     model.eval()
     out = np.zeros((len(rows), num_labels), dtype=np.float32)
-    lengths = np.array([len(r.a[0]) for r in rows])
+    lengths = np.array([len(r.a) for r in rows])
     for idx in length_batches(lengths, batch_size, None):
         batch = collate_rows(collate, [rows[i] for i in idx], num_labels, device)
         out[idx] = model(batch).float().cpu().numpy()
@@ -163,7 +163,7 @@ def fit(model: nn.Module, collate: Callable, train_rows: list[Row], dev_rows: li
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
     index = epoch_indices(train_rows, cfg.part0_share)
-    lengths = np.array([len(train_rows[i].a[0]) for i in index])
+    lengths = np.array([len(train_rows[i].a) for i in index])
     steps_per_epoch = math.ceil(len(index) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     warm = max(1, int(cfg.warmup * total))

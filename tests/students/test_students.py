@@ -30,9 +30,9 @@ def test_output_shape_single_and_pair(arch, pair):
     assert logits.shape == (4, 3) and torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("arch", ["cnn", "lstm"])
-def test_padding_does_not_change_sequence_outputs(arch):
-    f = featurizer()
+@pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])
+def test_padding_does_not_change_outputs(arch):
+    f = featurizer((2, 3) if arch == "bow" else (2,))
     model = build_student(arch, SMALL[arch], Dims(len(f.vocab), 2, 97)).eval()
     alone = model(f.batch(["酒店很好"]))
     padded = model(f.batch(["酒店很好", "酒店很好服务差酒店很好服务差"]))[:1]

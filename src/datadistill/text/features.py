@@ -41,17 +41,24 @@ class FeatureConfig:
             raise ConfigError("ngram_buckets must be at least 2 when ngrams are used")
 
 
-def hash_ngrams(ids: np.ndarray, orders: list[int], buckets: int) -> np.ndarray:
-    """Hashed n-gram ids (1..buckets-1) of one token-id sequence, all orders concatenated."""
+def hash_ngrams(ids: torch.Tensor, lengths: torch.Tensor, orders: list[int], buckets: int) -> torch.Tensor:
+    """Hashed n-gram ids [B, sum over orders of (L - n + 1)] of a padded batch ids [B, L].
+
+    Computed for the whole batch at once (a per-text loop costs more than the network). The n-gram
+    starting at t gets id 1 + hash % (buckets - 1) when it lies inside the text, else 0 (padding);
+    for order 2 the ids stay aligned with positions (bigram t = tokens t, t+1).
+    """
+    B, L = ids.shape
     out = []
     for n in orders:
-        if len(ids) < n:
+        if L < n:
             continue
-        h = np.zeros(len(ids) - n + 1, dtype=np.int64)
+        h = torch.zeros(B, L - n + 1, dtype=torch.long)
         for j in range(n):
-            h = h * _PRIME + ids[j: len(ids) - n + 1 + j]
-        out.append(h % (buckets - 1) + 1)
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+            h = h * _PRIME + ids[:, j: L - n + 1 + j]
+        valid = torch.arange(L - n + 1)[None, :] + n <= lengths[:, None]
+        out.append(torch.where(valid, h % (buckets - 1) + 1, torch.zeros_like(h)))
+    return torch.cat(out, dim=1) if out else torch.zeros(B, 1, dtype=torch.long)
 
 
 class Featurizer:
@@ -65,39 +72,31 @@ class Featurizer:
     def tokenize(self, text: str) -> list[str]:
         return self.tokenizer.tokenize(text)
 
-    def encode_tokens(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """(token ids [L], hashed n-gram ids [G] or None) for one token list."""
-        ids = np.asarray(self.vocab.encode(tokens[: self.cfg.max_len]) or [self.vocab.unk_id], dtype=np.int64)
-        ng = hash_ngrams(ids, self.cfg.ngrams, self.cfg.ngram_buckets) if self.cfg.ngrams else None
-        return ids, ng
+    def encode_tokens(self, tokens: list[str]) -> np.ndarray:
+        """Token ids [L] (at least one: an empty text reads as [UNK])."""
+        return np.asarray(self.vocab.encode(tokens[: self.cfg.max_len]) or [self.vocab.unk_id], dtype=np.int64)
 
-    def encode(self, text: str, tokens: list[str] | None = None):
-        return self.encode_tokens(tokens if tokens is not None else self.tokenize(text))
+    def encode(self, text: str) -> np.ndarray:
+        return self.encode_tokens(self.tokenize(text))
 
-    def collate(self, items_a: list, items_b: list | None = None) -> dict[str, torch.Tensor]:
-        """Pad encoded items into a batch: ids_a [B, L], len_a [B], ngr_a [B, G] (and _b for pairs)."""
-        batch = _pad_side(items_a, "a")
+    def collate(self, items_a: list[np.ndarray], items_b: list[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+        """Pad encoded texts into a batch: ids_a [B, L], len_a [B], ngr_a [B, G] (and _b for pairs)."""
+        batch = self._side(items_a, "a")
         if items_b is not None:
-            batch.update(_pad_side(items_b, "b"))
+            batch.update(self._side(items_b, "b"))
         return batch
 
     def batch(self, texts_a: list[str], texts_b: list[str] | None = None) -> dict[str, torch.Tensor]:
-        a = [self.encode(t) for t in texts_a]
-        b = [self.encode(t) for t in texts_b] if texts_b is not None else None
-        return self.collate(a, b)
+        return self.collate([self.encode(t) for t in texts_a],
+                            [self.encode(t) for t in texts_b] if texts_b is not None else None)
 
-
-def _pad(seqs: list[np.ndarray]) -> torch.Tensor:
-    width = max(1, max(len(s) for s in seqs))
-    out = np.zeros((len(seqs), width), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return torch.from_numpy(out)
-
-
-def _pad_side(items: list, side: str) -> dict[str, torch.Tensor]:
-    ids = [i for i, _ in items]
-    batch = {f"ids_{side}": _pad(ids), f"len_{side}": torch.tensor([len(i) for i in ids], dtype=torch.long)}
-    if items and items[0][1] is not None:
-        batch[f"ngr_{side}"] = _pad([g for _, g in items])
-    return batch
+    def _side(self, seqs: list[np.ndarray], side: str) -> dict[str, torch.Tensor]:
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        ids = np.zeros((len(seqs), max(1, int(lengths.max(initial=1)))), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = s
+        batch = {f"ids_{side}": torch.from_numpy(ids), f"len_{side}": torch.from_numpy(lengths)}
+        if self.cfg.ngrams:
+            batch[f"ngr_{side}"] = hash_ngrams(batch[f"ids_{side}"], batch[f"len_{side}"], self.cfg.ngrams,
+                                               self.cfg.ngram_buckets)
+        return batch
