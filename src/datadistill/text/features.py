@@ -41,24 +41,27 @@ class FeatureConfig:
             raise ConfigError("ngram_buckets must be at least 2 when ngrams are used")
 
 
-def hash_ngrams(ids: torch.Tensor, lengths: torch.Tensor, orders: list[int], buckets: int) -> torch.Tensor:
+def hash_ngrams(ids: np.ndarray, lengths: np.ndarray, orders: list[int], buckets: int) -> np.ndarray:
     """Hashed n-gram ids [B, sum over orders of (L - n + 1)] of a padded batch ids [B, L].
 
-    Computed for the whole batch at once (a per-text loop costs more than the network). The n-gram
-    starting at t gets id 1 + hash % (buckets - 1) when it lies inside the text, else 0 (padding);
-    for order 2 the ids stay aligned with positions (bigram t = tokens t, t+1).
+    Computed for the whole batch at once with numpy (a per-text loop costs more than the network).
+    The n-gram starting at t gets id 1 + hash % (buckets - 1) when it lies inside the text, else 0
+    (padding); for order 2 the ids stay aligned with positions (bigram t = tokens t, t+1).
     """
     B, L = ids.shape
     out = []
     for n in orders:
         if L < n:
             continue
-        h = torch.zeros(B, L - n + 1, dtype=torch.long)
-        for j in range(n):
-            h = h * _PRIME + ids[:, j: L - n + 1 + j]
-        valid = torch.arange(L - n + 1)[None, :] + n <= lengths[:, None]
-        out.append(torch.where(valid, h % (buckets - 1) + 1, torch.zeros_like(h)))
-    return torch.cat(out, dim=1) if out else torch.zeros(B, 1, dtype=torch.long)
+        h = ids[:, : L - n + 1].copy()
+        for j in range(1, n):
+            h *= _PRIME
+            h += ids[:, j: L - n + 1 + j]
+        h %= buckets - 1
+        h += 1
+        h[np.arange(L - n + 1)[None, :] + n > lengths[:, None]] = 0
+        out.append(h)
+    return np.concatenate(out, axis=1) if out else np.zeros((B, 1), dtype=np.int64)
 
 
 class Featurizer:
@@ -97,6 +100,5 @@ class Featurizer:
             ids[i, : len(s)] = s
         batch = {f"ids_{side}": torch.from_numpy(ids), f"len_{side}": torch.from_numpy(lengths)}
         if self.cfg.ngrams:
-            batch[f"ngr_{side}"] = hash_ngrams(batch[f"ids_{side}"], batch[f"len_{side}"], self.cfg.ngrams,
-                                               self.cfg.ngram_buckets)
+            batch[f"ngr_{side}"] = torch.from_numpy(hash_ngrams(ids, lengths, self.cfg.ngrams, self.cfg.ngram_buckets))
         return batch
