@@ -89,13 +89,14 @@ def _add_predict(sub) -> None:
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--input", help="read texts from this file instead of stdin (batched)")
     p.add_argument("--batch-size", type=int, default=None, help="lines per batch (default: 1 on stdin, 256 for --input)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 matrix work: faster batches on CPUs with AVX512-BF16")
     p.set_defaults(func=_run_predict)
 
 
 def _run_predict(args) -> None:
     from .predict import Predictor
 
-    pred = Predictor(args.model)
+    pred = Predictor(args.model, bf16=args.bf16)
     if args.input:
         try:
             with open(args.input, encoding="utf-8") as f:

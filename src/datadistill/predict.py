@@ -14,10 +14,13 @@ from .modelio import load_folder
 class Predictor:
     """A loaded student. Texts in; labels or probabilities [N, C] (rows sum to one) out."""
 
-    def __init__(self, folder: str | Path, batch_size: int = 256) -> None:
+    def __init__(self, folder: str | Path, batch_size: int = 256, bf16: bool = False) -> None:
+        """bf16=True runs matrix work (convolutions, LSTM, linear layers) in bfloat16 under autocast:
+        about 4x faster convolutions on CPUs with AVX512-BF16/AMX, at the cost of ~3 significant digits."""
         self.folder = Path(folder)
         self.model, self.featurizer, self.label_map, self.config = load_folder(folder)
         self.batch_size = batch_size
+        self.bf16 = bf16
         self.pair = bool(self.model.dims.pair)
 
     @property
@@ -36,7 +39,8 @@ class Predictor:
         for s in range(0, len(order), self.batch_size):
             idx = order[s: s + self.batch_size]
             batch = self.featurizer.collate([enc_a[i] for i in idx], [enc_b[i] for i in idx] if enc_b else None)
-            out[idx] = self.model(batch).numpy()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                out[idx] = self.model(batch).float().numpy()
         return out
 
     def predict_proba(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
@@ -76,5 +80,6 @@ class Predictor:
         return n
 
 
-def predict_stream(folder: str | Path, inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout, batch_size: int = 1) -> int:
-    return Predictor(folder).stream(inp, out, batch_size)
+def predict_stream(folder: str | Path, inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout, batch_size: int = 1,
+                   bf16: bool = False) -> int:
+    return Predictor(folder, bf16=bf16).stream(inp, out, batch_size)

@@ -71,6 +71,17 @@ def build_student(arch: str, params: dict, dims: Dims) -> Student:
     return cls(from_dict(cfg_cls, params, f"student.model ({arch})"), dims)
 
 
+def init_embeddings(*tables: nn.Embedding | None, std: float = 0.1) -> None:
+    """Small random embeddings (torch's default N(0, 1) makes max-pooled features huge and training
+    erratic); padding rows stay zero."""
+    with torch.no_grad():
+        for t in tables:
+            if t is not None:
+                t.weight.normal_(0.0, std)
+                if t.padding_idx is not None:
+                    t.weight[t.padding_idx].zero_()
+
+
 def aligned_ngrams(ngrams: torch.Tensor | None, width: int) -> torch.Tensor | None:
     """Position-aligned bigram ids [B, width] from the featurizer's [B, G] (G <= width - 1; 0 = none)."""
     if ngrams is None:

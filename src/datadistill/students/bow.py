@@ -11,8 +11,8 @@ from .base import Dims, Student, register_student
 
 @dataclass
 class BowConfig:
-    emb_dim: int = 128
-    hidden: int = 128       # 0: no hidden layer (a linear model on the embedding mean)
+    emb_dim: int = 64
+    hidden: int = 0         # 0: no hidden layer (a linear model on the embedding mean, as fastText)
     dropout: float = 0.2
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .base import Dims, Student, aligned_ngrams, length_mask, masked_max, register_student
+from .base import Dims, Student, aligned_ngrams, init_embeddings, length_mask, register_student
 
 
 @dataclass
 class CnnConfig:
-    emb_dim: int = 128
-    filters: int = 128
-    widths: list[int] = field(default_factory=lambda: [2, 3, 4])
+    emb_dim: int = 64
+    filters: int = 64
+    widths: list[int] = field(default_factory=lambda: [2, 3])
     dropout: float = 0.3
 
 
@@ -25,6 +26,7 @@ class CNN(Student):
         super().__init__(cfg, dims)
         self.emb = nn.Embedding(dims.vocab_size, cfg.emb_dim, padding_idx=0)
         self.bigram = nn.Embedding(dims.ngram_buckets, cfg.emb_dim, padding_idx=0) if dims.ngram_buckets else None
+        init_embeddings(self.emb, self.bigram)
         self.convs = nn.ModuleList(nn.Conv1d(cfg.emb_dim, cfg.filters, w, padding=w - 1) for w in cfg.widths)
         self.emb_drop = nn.Dropout(cfg.dropout / 2)
         self.out_dim = cfg.filters * len(cfg.widths)
@@ -37,8 +39,11 @@ class CNN(Student):
         x = self.emb_drop(x).transpose(1, 2)                          # [B, E, L]
         pooled = []
         for conv in self.convs:
-            h = torch.relu(conv(x))                                   # [B, F, L + w - 1]
-            # a window is real if it overlaps a real token: positions < length + w - 1
-            mask = length_mask(lengths + conv.kernel_size[0] - 1, h.size(2))
-            pooled.append(masked_max(h.transpose(1, 2), mask))        # [B, F]
+            w = conv.kernel_size[0]
+            # max_t relu(W x_t + b) == relu(max_t(W x_t) + b): pool first, then bias and relu on [B, F]
+            # only; windows past the text (t >= length + w - 1) get -inf so they never win the max.
+            h = F.conv1d(x, conv.weight, None, padding=w - 1)        # [B, F, L + w - 1]
+            past = ~length_mask(lengths + w - 1, h.size(2))           # [B, L + w - 1]
+            h = h.masked_fill(past[:, None, :], float("-inf"))
+            pooled.append(torch.relu(h.amax(dim=2) + conv.bias))      # [B, F]
         return torch.cat(pooled, dim=-1)                              # [B, F * len(widths)]

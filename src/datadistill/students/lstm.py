@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .base import Dims, Student, aligned_ngrams, length_mask, masked_max, masked_mean, register_student
+from .base import Dims, Student, aligned_ngrams, init_embeddings, length_mask, masked_max, masked_mean, register_student
 
 
 @dataclass
@@ -26,6 +26,7 @@ class LSTM(Student):
         super().__init__(cfg, dims)
         self.emb = nn.Embedding(dims.vocab_size, cfg.emb_dim, padding_idx=0)
         self.bigram = nn.Embedding(dims.ngram_buckets, cfg.emb_dim, padding_idx=0) if dims.ngram_buckets else None
+        init_embeddings(self.emb, self.bigram)
         self.emb_drop = nn.Dropout(cfg.dropout / 2)
         self.rnn = nn.LSTM(cfg.emb_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, bidirectional=True,
                            dropout=cfg.dropout if cfg.layers > 1 else 0.0)

@@ -26,7 +26,7 @@ class FeatureConfig:
     tokenizer: str = "char"
     max_len: int = 256           # tokens kept per text (longer texts are cut)
     ngrams: list[int] = field(default_factory=list)  # e.g. [2, 3]: hashed bigrams and trigrams
-    ngram_buckets: int = 200_000
+    ngram_buckets: int = 100_000
     vocab_min_freq: int = 1
     vocab_max_size: int = 50_000
 
