@@ -7,6 +7,7 @@ import sys
 from .config import ConfigError
 from .data.io import DataError
 from .modelio import ModelFolderError
+from .teacher.base import TeacherError
 
 
 def _add_augment(sub) -> None:
@@ -109,6 +110,37 @@ def _run_predict(args) -> None:
         pred.stream(sys.stdin, sys.stdout, args.batch_size or 1)
 
 
+def _add_label(sub) -> None:
+    p = sub.add_parser("label", help="step 2: let a teacher label a file (resumable) -> part.1",
+                       description="Score every row of --input with the teacher and write label, text and "
+                                   "probabilities/logits to --output. Killed and started again with the same "
+                                   "command, it continues where it stopped.")
+    p.add_argument("--teacher-cmd", required=True,
+                   help="external teacher program: reads texts on stdin, writes 'label' or "
+                        "'label<TAB>probabilities' per line (started once per batch)")
+    p.add_argument("--labels", help="comma-separated label names in probability order, e.g. 0,1 (checked)")
+    p.add_argument("--input", required=True, help="texts to label (augmented TSV, TSV/JSONL with text_a, or .txt)")
+    p.add_argument("--output", required=True, help="the labelled file (part.1)")
+    p.add_argument("--batch-size", type=int, default=256, help="texts per teacher call (default 256)")
+    p.add_argument("--chunk-size", type=int, default=1024, help="rows made durable at a time (default 1024)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds a teacher call may take (default 600)")
+    p.add_argument("--unk-token", default="[UNK]", help="the teacher's unknown token, put where augmentation wrote [UNK]")
+    p.add_argument("--skip-bad-lines", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_label)
+
+
+def _run_label(args) -> None:
+    from .label import label_file
+    from .teacher.command import CommandTeacher
+
+    teacher = CommandTeacher(args.teacher_cmd, labels=args.labels.split(",") if args.labels else None,
+                             timeout=args.timeout, unk_token=args.unk_token)
+    stats = label_file(teacher, args.input, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                       skip_bad_lines=args.skip_bad_lines, progress=not args.quiet)
+    print(f"label: {stats.summary()}; wrote {args.output}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadistill",
@@ -119,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"datadistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_augment(sub)
+    _add_label(sub)
     _add_student(sub)
     _add_eval(sub)
     _add_predict(sub)
@@ -135,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.func(args)
-    except (DataError, ConfigError, ModelFolderError) as e:
+    except (DataError, ConfigError, ModelFolderError, TeacherError) as e:
         print(f"datadistill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

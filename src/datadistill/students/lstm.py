@@ -12,8 +12,8 @@ from .base import Dims, Student, aligned_ngrams, init_embeddings, length_mask, m
 
 @dataclass
 class LstmConfig:
-    emb_dim: int = 128
-    hidden: int = 128
+    emb_dim: int = 64
+    hidden: int = 96
     layers: int = 1
     dropout: float = 0.3
 

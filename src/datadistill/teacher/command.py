@@ -1,0 +1,86 @@
+"""An external program as teacher (Paddle ERNIE, an LLM client script, ...).
+
+Protocol: the program is started once per batch, reads the batch's texts on stdin (one per line;
+`text_a<TAB>text_b` for pairs), writes one line per text on stdout: `label` or
+`label<TAB>p1 p2 ...` (probabilities in the order of `labels`), and exits 0. One start per batch
+works with any program however it buffers its output; make batches large when start-up is slow.
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+import numpy as np
+
+from .base import Teacher, TeacherError, TeacherScores, register_teacher
+
+
+@register_teacher("command")
+class CommandTeacher(Teacher):
+    name = "command"
+
+    def __init__(self, command: str, labels: list[str] | None = None, timeout: float = 600.0,
+                 unk_token: str = "[UNK]") -> None:
+        if not command.strip():
+            raise TeacherError("teacher command is empty")
+        self.command = command
+        self.argv = shlex.split(command)
+        self.label_names = list(labels) if labels else None
+        self.timeout = timeout
+        self.unk_token = unk_token
+
+    def describe(self) -> str:
+        return f"command:{self.command}"
+
+    def score(self, texts_a: list[str], texts_b: list[str] | None = None) -> TeacherScores:
+        lines = texts_a if texts_b is None else [f"{a}\t{b}" for a, b in zip(texts_a, texts_b)]
+        payload = "".join(line.replace("\n", " ") + "\n" for line in lines)
+        try:
+            proc = subprocess.run(self.argv, input=payload, capture_output=True, text=True, encoding="utf-8",
+                                  timeout=self.timeout)
+        except FileNotFoundError:
+            raise TeacherError(f"teacher command '{self.command}': program '{self.argv[0]}' not found") from None
+        except subprocess.TimeoutExpired:
+            raise TeacherError(f"teacher command '{self.command}' gave no complete answer for a batch of "
+                               f"{len(lines)} texts within {self.timeout:g}s (stuck? raise the time-out)") from None
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-3:]
+            raise TeacherError(f"teacher command '{self.command}' exited with status {proc.returncode}"
+                               + (f": {' | '.join(tail)}" if tail else ""))
+        out = proc.stdout.split("\n")
+        if out and out[-1] == "":
+            out.pop()
+        if len(out) != len(lines):
+            raise TeacherError(f"teacher command '{self.command}' answered {len(out)} lines for {len(lines)} texts")
+        return self._parse(out, lines)
+
+    def _parse(self, out: list[str], lines: list[str]) -> TeacherScores:
+        labels: list[str] = []
+        probs: list[list[float]] = []
+        for i, line in enumerate(out):
+            parts = line.rstrip("\r").split("\t")
+
+            def bad(why: str) -> TeacherError:
+                return TeacherError(f"teacher command '{self.command}': answer {i + 1} of the batch ({line[:80]!r}) "
+                                    f"for text '{lines[i][:40]}' {why}")
+
+            label = parts[0].strip()
+            if not label or len(parts) > 2:
+                raise bad("is not 'label' or 'label<TAB>probabilities'")
+            if self.label_names is not None and label not in self.label_names:
+                raise bad(f"has label '{label}', not one of {', '.join(self.label_names)}")
+            labels.append(label)
+            if len(parts) == 2:
+                try:
+                    p = [float(x) for x in parts[1].split()]
+                except ValueError:
+                    raise bad("has probabilities that are not numbers") from None
+                if self.label_names is not None and len(p) != len(self.label_names):
+                    raise bad(f"has {len(p)} probabilities for {len(self.label_names)} labels")
+                probs.append(p)
+        if probs and len(probs) != len(labels):
+            raise TeacherError(f"teacher command '{self.command}' gave probabilities for some lines but not all")
+        arr = np.asarray(probs, dtype=np.float64) if probs else None
+        if arr is not None and (arr.ndim != 2 or len({len(p) for p in probs}) != 1):
+            raise TeacherError(f"teacher command '{self.command}' gave probability lists of different lengths")
+        return TeacherScores(labels=labels, probs=arr)

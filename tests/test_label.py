@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datadistill.cli import main
+from datadistill.data import read_examples
+from tests.conftest import synthetic_sentiment, write_tsv
+
+SLOW_TEACHER = """
+import sys, time
+time.sleep(0.15)
+for line in sys.stdin:
+    t = line.rstrip("\\n")
+    pos = any(w in t for w in ("很好", "不错", "满意", "喜欢", "干净", "舒服", "推荐", "划算", "漂亮", "热情"))
+    print(("1\\t0.1 0.9" if pos else "0\\t0.9 0.1"))
+"""
+
+
+@pytest.fixture
+def setup(tmp_path):
+    teacher = tmp_path / "teacher.py"
+    teacher.write_text(SLOW_TEACHER)
+    rows = [(t + ("[UNK]" if i % 7 == 0 else ""), " ".join(t)) for i, (_, t) in enumerate(synthetic_sentiment(300))]
+    data = write_tsv(tmp_path / "aug.tsv", rows, header=("text_a", "tokens_a"))
+    cmd = ["label", "--teacher-cmd", f"{sys.executable} {teacher}", "--labels", "0,1", "--input", str(data),
+           "--batch-size", "10", "--chunk-size", "20", "--quiet"]
+    return tmp_path, data, cmd
+
+
+def test_label_writes_every_row_in_order_with_scores(setup):
+    tmp_path, data, cmd = setup
+    out = tmp_path / "part.1"
+    assert main(cmd + ["--output", str(out)]) == 0
+    src = read_examples(data, require_label=False)
+    got = read_examples(out)
+    assert [e.text_a for e in got] == [e.text_a for e in src]
+    assert [e.tokens_a for e in got] == [e.tokens_a for e in src]
+    assert all(e.probs in ([0.1, 0.9], [0.9, 0.1]) and e.logits is None for e in got)
+    assert {e.label for e in got} == {"0", "1"}
+    assert not list(tmp_path.glob("part.1.partial*"))
+
+
+def test_killed_labelling_resumes_with_every_row_once_in_order(setup):
+    tmp_path, data, cmd = setup
+    clean = tmp_path / "clean.1"
+    assert main(cmd + ["--output", str(clean)]) == 0
+    out = tmp_path / "part.1"
+    partial = tmp_path / "part.1.partial"
+    argv = [sys.executable, "-m", "datadistill.cli"] + cmd + ["--output", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until a few chunks are durable, then kill hard
+        if partial.exists() and partial.read_bytes().count(b"\n") > 60:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = partial.read_bytes().count(b"\n") - 1
+    assert 0 < done < 300 and not out.exists()
+    with open(partial, "ab") as f:  # as if killed in the middle of writing a line
+        f.write("1\t半行".encode())
+    r = subprocess.run(argv, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming {out}: {done} rows already labelled" in r.stderr
+    assert out.read_bytes() == clean.read_bytes()
+
+
+def test_changed_input_starts_over(setup, capsys):
+    tmp_path, data, cmd = setup
+    out = tmp_path / "part.1"
+    partial = tmp_path / "part.1.partial"
+    partial.write_text("label\ttext_a\tprobs\tlogits\n1\tstale\t\t\n")
+    (tmp_path / "part.1.partial.json").write_text('{"input": "elsewhere"}')
+    assert main(cmd + ["--output", str(out)]) == 0
+    assert "starting over" in capsys.readouterr().err
+    assert len(read_examples(out)) == 300
