@@ -9,7 +9,7 @@ DATA ?= ../shared/data/chnsenticorp
 # requirement would pull a several-GB CUDA build. GPU users install their own torch first.
 install:
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m pip install -q -e '.[test,teacher]'
 
 test: install
 	$(PYTHON) -m pytest -q

@@ -110,21 +110,85 @@ def _run_predict(args) -> None:
         pred.stream(sys.stdin, sys.stdout, args.batch_size or 1)
 
 
+def _add_teacher(sub) -> None:
+    p = sub.add_parser("teacher", help="step 2: fine-tune a transformers teacher, or score texts with it")
+    tsub = p.add_subparsers(dest="teacher_command", metavar="ACTION", required=True)
+    f = tsub.add_parser("finetune", help="fine-tune any sequence-classification checkpoint on labelled data")
+    f.add_argument("--model", required=True, help="checkpoint folder (ERNIE, BERT, RoBERTa, XLM-R ...) or cached hub name")
+    f.add_argument("--train", required=True)
+    f.add_argument("--dev", required=True)
+    f.add_argument("--out", required=True, help="folder for the best checkpoint, tokenizer and label map")
+    f.add_argument("--label-column", default="label")
+    f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="training setting, e.g. --set epochs=4 --set lr=5e-5 --set max_len=256 --set pooling=mean")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=_run_teacher_finetune)
+    q = tsub.add_parser("predict", help="score texts: stdin lines in, text<TAB>label<TAB>probabilities out")
+    q.add_argument("--model", required=True, help="a folder written by 'teacher finetune'")
+    q.add_argument("--batch-size", type=int, default=1, help="lines per batch on stdin (default 1: answer each line)")
+    q.set_defaults(func=_run_teacher_predict)
+
+
+def _run_teacher_finetune(args) -> None:
+    from .config import apply_overrides, from_dict
+    from .data.io import ExampleReader
+    from .data.labels import LabelMap
+    from .teacher.hf import TeacherTrainConfig, finetune
+
+    cfg = from_dict(TeacherTrainConfig, apply_overrides({"model": args.model}, args.set), "teacher")
+    train = list(ExampleReader(args.train, label_column=args.label_column))
+    label_map = LabelMap.from_labels(ex.label for ex in train)
+    dev = list(ExampleReader(args.dev, label_column=args.label_column, label_map=label_map))
+    m = finetune(cfg, train, dev, args.out, label_map, progress=not args.quiet)
+    print(f"teacher: best dev accuracy {m['dev_accuracy'] * 100:.2f} after {m['steps']} steps "
+          f"({m['seconds']:.0f}s); saved {args.out}", file=sys.stderr)
+
+
+def _run_teacher_predict(args) -> None:
+    from .teacher.hf import HFTeacher
+
+    teacher = HFTeacher(args.model)
+    buf: list[str] = []
+
+    def flush() -> None:
+        if not buf:
+            return
+        pair = [line.split("\t", 1) for line in buf]
+        texts_b = [p[1] if len(p) > 1 else "" for p in pair] if any(len(p) > 1 for p in pair) else None
+        sc = teacher.score([p[0] for p in pair], texts_b)
+        for line, lab, pr in zip(buf, sc.labels, sc.probs):
+            sys.stdout.write(f"{line}\t{lab}\t{' '.join(f'{x:.6f}' for x in pr)}\n")
+        sys.stdout.flush()
+        buf.clear()
+
+    for line in sys.stdin:
+        line = line.rstrip("\r\n")
+        if line.strip():
+            buf.append(line)
+        if len(buf) >= args.batch_size:
+            flush()
+    flush()
+
+
 def _add_label(sub) -> None:
     p = sub.add_parser("label", help="step 2: let a teacher label a file (resumable) -> part.1",
                        description="Score every row of --input with the teacher and write label, text and "
                                    "probabilities/logits to --output. Killed and started again with the same "
                                    "command, it continues where it stopped.")
-    p.add_argument("--teacher-cmd", required=True,
-                   help="external teacher program: reads texts on stdin, writes 'label' or "
-                        "'label<TAB>probabilities' per line (started once per batch)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="a teacher folder written by 'teacher finetune'")
+    who.add_argument("--teacher-cmd",
+                     help="external teacher program: reads texts on stdin, writes 'label' or "
+                          "'label<TAB>probabilities' per line (started once per batch)")
     p.add_argument("--labels", help="comma-separated label names in probability order, e.g. 0,1 (checked)")
     p.add_argument("--input", required=True, help="texts to label (augmented TSV, TSV/JSONL with text_a, or .txt)")
     p.add_argument("--output", required=True, help="the labelled file (part.1)")
     p.add_argument("--batch-size", type=int, default=256, help="texts per teacher call (default 256)")
     p.add_argument("--chunk-size", type=int, default=1024, help="rows made durable at a time (default 1024)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a teacher call may take (default 600)")
-    p.add_argument("--unk-token", default="[UNK]", help="the teacher's unknown token, put where augmentation wrote [UNK]")
+    p.add_argument("--unk-token", default="[UNK]",
+                   help="--teacher-cmd's unknown token, put where augmentation wrote [UNK] (a --model teacher "
+                        "uses its tokenizer's own)")
     p.add_argument("--skip-bad-lines", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_label)
@@ -134,8 +198,13 @@ def _run_label(args) -> None:
     from .label import label_file
     from .teacher.command import CommandTeacher
 
-    teacher = CommandTeacher(args.teacher_cmd, labels=args.labels.split(",") if args.labels else None,
-                             timeout=args.timeout, unk_token=args.unk_token)
+    if args.model:
+        from .teacher.hf import HFTeacher
+
+        teacher = HFTeacher(args.model, batch_size=args.batch_size)
+    else:
+        teacher = CommandTeacher(args.teacher_cmd, labels=args.labels.split(",") if args.labels else None,
+                                 timeout=args.timeout, unk_token=args.unk_token)
     stats = label_file(teacher, args.input, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
                        skip_bad_lines=args.skip_bad_lines, progress=not args.quiet)
     print(f"label: {stats.summary()}; wrote {args.output}", file=sys.stderr)
@@ -151,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"datadistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_augment(sub)
+    _add_teacher(sub)
     _add_label(sub)
     _add_student(sub)
     _add_eval(sub)

@@ -1,0 +1,299 @@
+"""A Hugging Face `transformers` teacher: fine-tune any sequence-classification checkpoint, then score.
+
+Works with every `AutoModelForSequenceClassification` model (ERNIE, BERT, RoBERTa, XLM-R ...), for
+single texts and pairs. `pooling="mean"` instead puts a linear head on the masked mean of the last
+hidden states (the recipe of E5-style embedding models). The saved folder is a normal
+`save_pretrained` checkpoint plus its tokenizer and `teacher.json` (labels, pooling, prefix,
+max_len), so `HFTeacher(folder)` reproduces the scores with nothing else.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import ConfigError
+from ..data.io import Example
+from ..data.labels import LabelMap
+from .base import Teacher, TeacherError, TeacherScores, register_teacher
+
+TEACHER_JSON = "teacher.json"
+HEAD_FILE = "head.safetensors"
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:  # pragma: no cover - depends on the install
+        raise TeacherError("the transformers teacher needs the 'transformers' package: "
+                           "pip install 'datadistill[teacher]'") from None
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
+
+
+@dataclass
+class TeacherTrainConfig:
+    model: str = ""                 # a local checkpoint folder or a hub name already in the local cache
+    max_len: int = 128
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    clip: float = 1.0
+    patience: int = 2               # evaluations without dev improvement before stopping
+    eval_every: int = 0             # steps between dev evaluations; 0 = once per epoch
+    seed: int = 1
+    device: str = "auto"
+    precision: str = "auto"         # auto (bf16 autocast on a GPU that has it, else fp32), fp32, bf16, fp16
+    pooling: str = "auto"           # cls: the model's own classification head; mean: masked mean + linear;
+                                    # auto: mean for bundled teachers (their recipe), else cls
+    prefix: str | None = None       # put before every text; None: "query: " for bundled E5, else nothing
+    prune: bool = True              # bundled teachers: keep only the vocabulary pieces train/dev use
+    max_steps: int = 0              # 0 = no limit (for smoke tests)
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ConfigError("model is required: a checkpoint folder, a cached hub name, or bundled:NAME")
+        if self.pooling not in ("auto", "cls", "mean"):
+            raise ConfigError(f"pooling must be 'auto', 'cls' or 'mean', got '{self.pooling}'")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+
+
+class MeanPoolClassifier(nn.Module):
+    """Encoder -> masked mean of the last hidden states [B, H] -> dropout -> linear -> logits [B, C]."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kw = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state  # [B, L, H]
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)                                            # [B, H]
+        return self.head(self.dropout(pooled))
+
+
+def _load_pretrained(name: str, num_labels: int, label_map: LabelMap, pooling: str):
+    tf = _transformers()
+    try:
+        tok = tf.AutoTokenizer.from_pretrained(name)
+        if pooling == "mean":
+            model = MeanPoolClassifier(tf.AutoModel.from_pretrained(name), num_labels)
+        else:
+            model = tf.AutoModelForSequenceClassification.from_pretrained(
+                name, num_labels=num_labels, id2label=dict(enumerate(label_map.labels)),
+                label2id={lab: i for i, lab in enumerate(label_map.labels)}, ignore_mismatched_sizes=True)
+    except (OSError, ValueError) as e:
+        raise TeacherError(
+            f"cannot load teacher model '{name}' offline ({str(e).splitlines()[0][:200]}). Pass a local folder "
+            f"holding config.json, the weights and the tokenizer (e.g. an ERNIE/BERT checkpoint you downloaded "
+            f"elsewhere), or the bundled pretrained teacher: --model bundled:multilingual-e5-small") from None
+    return tok, model
+
+
+def _logits(model: nn.Module, enc: dict) -> torch.Tensor:
+    out = model(**enc)
+    return out if isinstance(out, torch.Tensor) else out.logits
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+class _Encoder:
+    """Texts -> padded tensors with the model's tokenizer (dynamic padding, truncation to max_len)."""
+
+    def __init__(self, tokenizer, max_len: int, prefix: str) -> None:
+        self.tok, self.max_len, self.prefix = tokenizer, max_len, prefix
+
+    def __call__(self, a: list[str], b: list[str] | None, device: torch.device) -> dict:
+        a = [self.prefix + t for t in a]
+        enc = self.tok(a, b, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt")
+        keep = ("input_ids", "attention_mask", "token_type_ids")
+        return {k: v.to(device) for k, v in enc.items() if k in keep}
+
+
+@torch.no_grad()
+def _predict(model, encoder: _Encoder, a: list[str], b: list[str] | None, batch_size: int, device, precision) -> np.ndarray:
+    model.eval()
+    out = np.zeros((len(a), 0), dtype=np.float32)
+    order = np.argsort([len(t) for t in a], kind="stable")
+    chunks = []
+    for s in range(0, len(order), batch_size):
+        idx = order[s: s + batch_size]
+        with _autocast(device, precision):
+            z = _logits(model, encoder([a[i] for i in idx], [b[i] for i in idx] if b else None, device))
+        chunks.append((idx, z.float().cpu().numpy()))
+    if chunks:
+        out = np.zeros((len(a), chunks[0][1].shape[1]), dtype=np.float32)
+        for idx, z in chunks:
+            out[idx] = z
+    return out
+
+
+def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], out_dir: str | Path,
+             label_map: LabelMap, progress: bool = True, log=None) -> dict:
+    """Fine-tune `cfg.model` on `train`, keep the best dev checkpoint, save it to `out_dir`."""
+    from tqdm import tqdm
+
+    from .bundled import BUNDLED, bundled_name, convert
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    cfg = copy.copy(cfg)
+    source = cfg.model
+    bundled = bundled_name(cfg.model)
+    if bundled:
+        texts = [t for ex in train + dev for t in (ex.text_a, ex.text_b) if t] if cfg.prune else None
+        source = str(convert(bundled, texts, log=log))
+    if cfg.pooling == "auto":
+        cfg.pooling = BUNDLED[bundled]["pooling"] if bundled else "cls"
+    if cfg.prefix is None:
+        cfg.prefix = BUNDLED[bundled]["prefix"] if bundled else ""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = _device(cfg.device)
+    tok, model = _load_pretrained(source, len(label_map), label_map, cfg.pooling)
+    model.to(device)
+    encoder = _Encoder(tok, cfg.max_len, cfg.prefix)
+    pair = train[0].text_b is not None
+    y = np.array([label_map.id(ex.label) for ex in train])
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "LayerNorm" in n or "layer_norm" in n]
+    decay = [p for p in model.parameters() if all(p is not q for q in no_decay)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    warm = max(1, int(cfg.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    dev_a = [ex.text_a for ex in dev]
+    dev_b = [ex.text_b or "" for ex in dev] if pair else None
+    dev_y = np.array([label_map.id(ex.label) for ex in dev])
+    best_acc, best_state, bad, step, history = -1.0, None, 0, 0, []
+    eval_every = cfg.eval_every or steps_per_epoch
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not progress, file=sys.stderr)
+    stop = False
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = rng.permutation(len(train))
+        for s in range(0, len(perm), cfg.batch_size):
+            idx = perm[s: s + cfg.batch_size]
+            enc = encoder([train[i].text_a for i in idx], [train[i].text_b or "" for i in idx] if pair else None, device)
+            with _autocast(device, cfg.precision):
+                logits = _logits(model, enc)
+            loss = nn.functional.cross_entropy(logits.float(), torch.as_tensor(y[idx], device=device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % eval_every == 0 or step == total:
+                z = _predict(model, encoder, dev_a, dev_b, cfg.batch_size * 2, device, cfg.precision)
+                acc = float((z.argmax(-1) == dev_y).mean())
+                history.append({"step": step, "epoch": epoch + 1, "loss": loss.item(), "dev_accuracy": acc})
+                log(f"step {step} epoch {epoch + 1}: loss {loss.item():.4f} dev accuracy {acc * 100:.2f}"
+                    + (" (best)" if acc > best_acc else ""))
+                if acc > best_acc:
+                    best_acc, bad = acc, 0
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                else:
+                    bad += 1
+                    stop = bad >= cfg.patience
+                model.train()
+            if stop or step >= total:
+                stop = True
+                break
+        if stop:
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    seconds = time.perf_counter() - t0
+    save_teacher(out_dir, model, tok, label_map, cfg)
+    return {"dev_accuracy": best_acc, "steps": step, "seconds": seconds, "history": history,
+            "pooling": cfg.pooling, "prefix": cfg.prefix}
+
+
+def save_teacher(out_dir: str | Path, model: nn.Module, tok, label_map: LabelMap, cfg: TeacherTrainConfig) -> None:
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, MeanPoolClassifier):
+        model.encoder.save_pretrained(out)
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}, str(out / HEAD_FILE))
+    else:
+        model.save_pretrained(out)
+    tok.save_pretrained(out)
+    meta = {"labels": label_map.labels, "pooling": cfg.pooling, "prefix": cfg.prefix, "max_len": cfg.max_len,
+            "base_model": cfg.model}
+    (out / TEACHER_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+@register_teacher("hf")
+class HFTeacher(Teacher):
+    """A fine-tuned teacher folder written by `finetune`."""
+
+    name = "hf"
+
+    def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "auto", precision: str = "auto") -> None:
+        from safetensors.torch import load_file
+
+        tf = _transformers()
+        self.folder = Path(folder)
+        meta_path = self.folder / TEACHER_JSON
+        if not meta_path.is_file():
+            raise TeacherError(f"{meta_path}: missing: not a folder written by 'datadistill teacher finetune'")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.label_names = meta["labels"]
+        self.device = _device(device)
+        self.precision = precision
+        tok = tf.AutoTokenizer.from_pretrained(self.folder)
+        if meta["pooling"] == "mean":
+            model = MeanPoolClassifier(tf.AutoModel.from_pretrained(self.folder), len(self.label_names))
+            model.head.load_state_dict(load_file(str(self.folder / HEAD_FILE)))
+        else:
+            model = tf.AutoModelForSequenceClassification.from_pretrained(self.folder)
+        self.model = model.to(self.device).eval()
+        self.encoder = _Encoder(tok, meta["max_len"], meta.get("prefix", ""))
+        self.unk_token = tok.unk_token or "[UNK]"
+        self.batch_size = batch_size
+
+    def describe(self) -> str:
+        st = (self.folder / TEACHER_JSON).stat()
+        return f"hf:{self.folder.resolve()}:{st.st_mtime_ns}"
+
+    def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
+        return _predict(self.model, self.encoder, texts_a, texts_b, self.batch_size, self.device, self.precision)
+
+    def score(self, texts_a: list[str], texts_b: list[str] | None = None) -> TeacherScores:
+        z = self.logits(texts_a, texts_b)
+        p = np.exp(z - z.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        return TeacherScores(labels=[self.label_names[i] for i in z.argmax(-1)], probs=p, logits=z)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+transformers = pytest.importorskip("transformers", reason="the transformers teacher needs 'transformers'")
+
+from datadistill.cli import main  # noqa: E402
+from datadistill.data import read_examples  # noqa: E402
+from datadistill.teacher import TeacherError  # noqa: E402
+from datadistill.teacher.hf import HFTeacher, TeacherTrainConfig, _load_pretrained  # noqa: E402
+from datadistill.data.labels import LabelMap  # noqa: E402
+from tests.conftest import synthetic_sentiment, write_tsv  # noqa: E402
+
+
+def tiny_checkpoint(folder, kind: str):
+    """A 2-layer BERT or ERNIE with a character vocabulary written here: no download."""
+    chars = sorted({c for _, t in synthetic_sentiment(400) for c in t} | set("好差"))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    if "vocab" in inspect.signature(transformers.BertTokenizerFast.__init__).parameters:  # transformers >= 5
+        tok = transformers.BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)})
+    else:
+        tok = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    assert tok.tokenize("酒店很好") == list("酒店很好")
+    kw = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+              intermediate_size=64, max_position_embeddings=128)
+    if kind == "bert":
+        model = transformers.BertForSequenceClassification(transformers.BertConfig(**kw))
+    else:
+        model = transformers.ErnieForSequenceClassification(transformers.ErnieConfig(**kw))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hf")
+    return {"train": write_tsv(tmp / "train.tsv", synthetic_sentiment(240, seed=1)),
+            "dev": write_tsv(tmp / "dev.tsv", synthetic_sentiment(60, seed=2)), "tmp": tmp}
+
+
+@pytest.mark.parametrize("kind,pooling", [("bert", "cls"), ("ernie", "cls"), ("bert", "mean")])
+def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys):
+    tmp = files["tmp"] / f"{kind}-{pooling}"
+    ckpt = tiny_checkpoint(tmp / "base", kind)
+    out = tmp / "teacher"
+    assert main(["teacher", "finetune", "--model", str(ckpt), "--train", str(files["train"]), "--dev",
+                 str(files["dev"]), "--out", str(out), "--quiet", "--set", "epochs=6", "--set", "patience=5", "--set", "lr=2e-3",
+                 "--set", "batch_size=16", "--set", f"pooling={pooling}", "--set", "max_len=64"]) == 0
+    assert "best dev accuracy" in capsys.readouterr().err
+    meta = json.loads((out / "teacher.json").read_text())
+    assert meta["labels"] == ["0", "1"] and meta["pooling"] == pooling
+    teacher = HFTeacher(out)
+    dev = read_examples(files["dev"])
+    sc = teacher.score([e.text_a for e in dev])
+    assert np.mean([p == e.label for p, e in zip(sc.labels, dev)]) >= 0.9
+    assert np.allclose(sc.probs.sum(1), 1.0, atol=1e-5) and sc.logits.shape == (60, 2)
+    # reloading gives the same scores (save -> load round trip)
+    assert np.allclose(HFTeacher(out).logits([e.text_a for e in dev]), sc.logits, atol=1e-5)
+
+    # the seed's classic mode: stdin text -> text<TAB>label<TAB>probabilities
+    texts = [e.text_a for e in dev[:4]]
+    r = subprocess.run([sys.executable, "-m", "datadistill.cli", "teacher", "predict", "--model", str(out)],
+                       input="".join(t + "\n" for t in texts), capture_output=True, text=True, encoding="utf-8")
+    assert r.returncode == 0, r.stderr
+    lines = [line.split("\t") for line in r.stdout.strip().split("\n")]
+    assert [(x[0], x[1]) for x in lines] == list(zip(texts, sc.labels[:4]))
+    assert np.allclose([[float(v) for v in x[2].split()] for x in lines], sc.probs[:4], atol=1e-5)
+
+    aug_texts = [texts[0][:3] + "[UNK]" + texts[0][4:], texts[1]]
+    aug = write_tsv(tmp / "aug.tsv", [(t,) for t in aug_texts], header=("text_a",))
+    part1 = tmp / "part.1"
+    assert main(["label", "--model", str(out), "--input", str(aug), "--output", str(part1), "--quiet"]) == 0
+    rows = read_examples(part1)
+    assert [r.text_a for r in rows] == aug_texts  # the student sees what augmentation wrote ...
+    # ... while the teacher saw its own unknown token there
+    expect = teacher.score([t.replace("[UNK]", teacher.unk_token) for t in aug_texts])
+    assert [r.label for r in rows] == expect.labels
+    assert np.allclose([r.logits for r in rows], expect.logits, atol=1e-4) and len(rows[0].probs) == 2
+
+
+def test_unknown_model_offline_error_suggests_local_path_or_bundled():
+    with pytest.raises(TeacherError) as e:
+        _load_pretrained("nghuyong/ernie-3.0-base-zh-does-not-exist", 2, LabelMap(["0", "1"]), "cls")
+    msg = str(e.value)
+    assert msg.startswith("cannot load teacher model 'nghuyong/ernie-3.0-base-zh-does-not-exist' offline")
+    assert "local folder" in msg and "bundled:multilingual-e5-small" in msg
+
+
+def test_config_rejects_unknown_pooling():
+    from datadistill.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="pooling must be 'auto', 'cls' or 'mean'"):
+        from_dict(TeacherTrainConfig, {"model": "x", "pooling": "max"})
