@@ -155,7 +155,11 @@ def convert(name: str = "multilingual-e5-small", texts: Iterable[str] | None = N
     """Convert the bundled weights into a transformers checkpoint folder (cached); `texts` prune the vocabulary."""
     import torch
     from tokenizers import Tokenizer
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    from .hf import _transformers
+
+    tf = _transformers()
+    BertConfig, BertModel, PreTrainedTokenizerFast = tf.BertConfig, tf.BertModel, tf.PreTrainedTokenizerFast
 
     spec = BUNDLED[name]
     weights = _package_file(*spec["weights"], spec["install"])
