@@ -59,6 +59,7 @@ class TeacherTrainConfig:
                                     # auto: mean for bundled teachers (their recipe), else cls
     prefix: str | None = None       # put before every text; None: "query: " for bundled E5, else nothing
     prune: bool = True              # bundled teachers: keep only the vocabulary pieces train/dev use
+    allow_download: bool = False    # let transformers fetch a hub name missing from the local cache
     max_steps: int = 0              # 0 = no limit (for smoke tests)
 
     def validate(self) -> None:
@@ -87,16 +88,17 @@ class MeanPoolClassifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-def _load_pretrained(name: str, num_labels: int, label_map: LabelMap, pooling: str):
+def _load_pretrained(name: str, num_labels: int, label_map: LabelMap, pooling: str, allow_download: bool = False):
     tf = _transformers()
+    local = {"local_files_only": not allow_download}
     try:
-        tok = tf.AutoTokenizer.from_pretrained(name)
+        tok = tf.AutoTokenizer.from_pretrained(name, **local)
         if pooling == "mean":
-            model = MeanPoolClassifier(tf.AutoModel.from_pretrained(name), num_labels)
+            model = MeanPoolClassifier(tf.AutoModel.from_pretrained(name, **local), num_labels)
         else:
             model = tf.AutoModelForSequenceClassification.from_pretrained(
                 name, num_labels=num_labels, id2label=dict(enumerate(label_map.labels)),
-                label2id={lab: i for i, lab in enumerate(label_map.labels)}, ignore_mismatched_sizes=True)
+                label2id={lab: i for i, lab in enumerate(label_map.labels)}, ignore_mismatched_sizes=True, **local)
     except (OSError, ValueError) as e:
         raise TeacherError(
             f"cannot load teacher model '{name}' offline ({str(e).splitlines()[0][:200]}). Pass a local folder "
@@ -174,7 +176,7 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = _device(cfg.device)
-    tok, model = _load_pretrained(source, len(label_map), label_map, cfg.pooling)
+    tok, model = _load_pretrained(source, len(label_map), label_map, cfg.pooling, cfg.allow_download)
     model.to(device)
     encoder = _Encoder(tok, cfg.max_len, cfg.prefix)
     pair = train[0].text_b is not None
