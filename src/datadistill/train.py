@@ -136,6 +136,30 @@ def predict_logits(model: nn.Module, collate: Callable, rows: list[Row], num_lab
     return out
 
 
+def warmup_schedule(total: int, warmup: float, schedule: str = "linear") -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up over `warmup` of the steps, then linear decay to 0 (or constant)."""
+    warm = max(1, int(warmup * total))
+
+    def at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if schedule == "constant":
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return at
+
+
+def optimizer_step(loss: torch.Tensor, model: nn.Module, opt: torch.optim.Optimizer, sched, clip: float) -> None:
+    """Backward, clip the gradient norm (0 = off), step the optimizer and the LR schedule."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    sched.step()
+
+
 def epoch_indices(rows: list[Row], part0_share: float) -> np.ndarray:
     """All teacher-labelled rows once, and gold rows repeated so they are >= part0_share of the epoch."""
     gold = np.array([i for i, r in enumerate(rows) if r.gold], dtype=np.int64)
@@ -166,16 +190,7 @@ def fit(model: nn.Module, collate: Callable, train_rows: list[Row], dev_rows: li
     lengths = np.array([len(train_rows[i].a) for i in index])
     steps_per_epoch = math.ceil(len(index) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
-    warm = max(1, int(cfg.warmup * total))
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        if cfg.schedule == "constant":
-            return 1.0
-        return max(0.0, (total - step) / max(1, total - warm))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_schedule(total, cfg.warmup, cfg.schedule))
     dev_gold = np.array([r.label for r in dev_rows])
     best = FitResult(best_dev_accuracy=-1.0, best_step=0, steps=0, seconds=0.0)
     best_state = copy.deepcopy(model.state_dict())
@@ -192,12 +207,7 @@ def fit(model: nn.Module, collate: Callable, train_rows: list[Row], dev_rows: li
             loss = loss_fn(logits_S, batch["labels"], probs_T=batch.get("probs_T"), logits_T=batch.get("logits_T"),
                            has_T=batch["has_T"], has_logits=batch.get("has_logits"), alpha=cfg.alpha,
                            temperature=cfg.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, model, opt, sched, cfg.clip)
             step += 1
             acc = (logits_S.argmax(-1) == batch["labels"]).float().mean().item()
             run_loss = 0.9 * run_loss + 0.1 * loss.item() if bi else loss.item()

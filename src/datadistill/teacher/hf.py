@@ -23,6 +23,7 @@ from torch import nn
 from ..config import ConfigError
 from ..data.io import Example
 from ..data.labels import LabelMap
+from ..train import optimizer_step, warmup_schedule
 from .base import Teacher, TeacherError, TeacherScores, register_teacher
 
 TEACHER_JSON = "teacher.json"
@@ -187,9 +188,7 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
-    warm = max(1, int(cfg.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_schedule(total, cfg.warmup))
     dev_a = [ex.text_a for ex in dev]
     dev_b = [ex.text_b or "" for ex in dev] if pair else None
     dev_y = np.array([label_map.id(ex.label) for ex in dev])
@@ -207,12 +206,7 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
             with _autocast(device, cfg.precision):
                 logits = _logits(model, enc)
             loss = nn.functional.cross_entropy(logits.float(), torch.as_tensor(y[idx], device=device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, model, opt, sched, cfg.clip)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
