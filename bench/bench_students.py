@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from speed import latency, throughput  # noqa: E402
+from datadistill.speed import latency, throughput  # noqa: E402
 
 from datadistill import load_model, train_student  # noqa: E402
 from datadistill.data import read_examples  # noqa: E402

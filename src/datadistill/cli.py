@@ -114,10 +114,13 @@ def _add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="step 2: fine-tune a transformers teacher, or score texts with it")
     tsub = p.add_subparsers(dest="teacher_command", metavar="ACTION", required=True)
     f = tsub.add_parser("finetune", help="fine-tune any sequence-classification checkpoint on labelled data")
-    f.add_argument("--model", required=True, help="checkpoint folder (ERNIE, BERT, RoBERTa, XLM-R ...) or cached hub name")
-    f.add_argument("--train", required=True)
-    f.add_argument("--dev", required=True)
-    f.add_argument("--out", required=True, help="folder for the best checkpoint, tokenizer and label map")
+    f.add_argument("--config", help="JSON with a 'teacher' section (and 'data' with train/dev), e.g. "
+                                    "examples/cls_ernie_fc_ch.json; the options below override it")
+    f.add_argument("--model", help="checkpoint folder (ERNIE, BERT, RoBERTa, XLM-R ...), cached hub name, or "
+                                   "bundled:multilingual-e5-small")
+    f.add_argument("--train")
+    f.add_argument("--dev")
+    f.add_argument("--out", help="folder for the best checkpoint, tokenizer and label map (default: the config's output)")
     f.add_argument("--label-column", default="label")
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training setting, e.g. --set epochs=4 --set lr=5e-5 --set max_len=256 --set pooling=mean")
@@ -135,7 +138,22 @@ def _run_teacher_finetune(args) -> None:
     from .data.labels import LabelMap
     from .teacher.hf import TeacherTrainConfig, finetune
 
-    cfg = from_dict(TeacherTrainConfig, apply_overrides({"model": args.model}, args.set), "teacher")
+    from .config import load_json
+
+    raw = load_json(args.config) if args.config else {}
+    unknown = set(raw) - {"data", "teacher", "output"}
+    if unknown:
+        raise ConfigError(f"{args.config}: unknown section '{sorted(unknown)[0]}' (a teacher config has data, teacher, output)")
+    section = dict(raw.get("teacher", {}))
+    if args.model:
+        section["model"] = args.model
+    cfg = from_dict(TeacherTrainConfig, apply_overrides(section, args.set), "teacher")
+    data = raw.get("data", {})
+    args.train, args.dev = args.train or data.get("train"), args.dev or data.get("dev")
+    args.out = args.out or raw.get("output")
+    for name in ("train", "dev", "out"):
+        if not getattr(args, name):
+            raise ConfigError(f"--{name} is required (or set it in the config)")
     train = list(ExampleReader(args.train, label_column=args.label_column))
     label_map = LabelMap.from_labels(ex.label for ex in train)
     dev = list(ExampleReader(args.dev, label_column=args.label_column, label_map=label_map))
@@ -210,6 +228,24 @@ def _run_label(args) -> None:
     print(f"label: {stats.summary()}; wrote {args.output}", file=sys.stderr)
 
 
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="the whole distillation from one JSON config: teacher -> augment -> label -> "
+                                   "students -> report (finished steps are skipped)")
+    p.add_argument("config", help="pipeline JSON config (see examples/pipeline_*.json)")
+    p.add_argument("--steps", help=f"comma-separated steps to run (default all: {','.join(('teacher', 'augment', 'label', 'students', 'report'))})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set train.lr=1e-3")
+    p.add_argument("--force", action="store_true", help="run the chosen steps even if up to date")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_pipeline)
+
+
+def _run_pipeline(args) -> None:
+    from .pipeline import Pipeline, load_config
+
+    cfg = load_config(args.config, args.set)
+    Pipeline(cfg, progress=not args.quiet).run(args.steps.split(",") if args.steps else None, force=args.force)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadistill",
@@ -219,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"datadistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
     _add_augment(sub)
     _add_teacher(sub)
     _add_label(sub)

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from datadistill.cli import main  # noqa: E402
+from datadistill.data import read_examples  # noqa: E402
+from datadistill.pipeline import load_config, write_shards  # noqa: E402
+from datadistill.config import ConfigError  # noqa: E402
+from tests.conftest import synthetic_sentiment, write_tsv  # noqa: E402
+from tests.teacher.test_hf import tiny_checkpoint  # noqa: E402
+
+
+def tiny_config(tmp_path, **extra):
+    files = {k: write_tsv(tmp_path / f"{k}.tsv", synthetic_sentiment(n, seed=s))
+             for k, n, s in (("train", 160, 1), ("dev", 40, 2), ("test", 40, 3))}
+    unl = tmp_path / "unl.txt"
+    unl.write_text("".join(t + "\n" for _, t in synthetic_sentiment(50, seed=4)), encoding="utf-8")
+    ckpt = tiny_checkpoint(tmp_path / "base", "bert")
+    cfg = {"work": str(tmp_path / "work"),
+           "data": {"train": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"]),
+                    "unlabelled": [str(unl)], "unlabelled_ratio": 0.5},
+           "teacher": {"model": str(ckpt), "epochs": 5, "lr": 2e-3, "batch_size": 16, "max_len": 64, "patience": 5},
+           "augment": {"n_iter": 2, "seed": 1},
+           "label": {"batch_size": 16, "chunk_size": 16},
+           "students": {"bow": {"arch": "bow", "features": {"tokenizer": "char", "ngrams": [2], "ngram_buckets": 5000},
+                                "model": {"emb_dim": 16}}},
+           "train": {"epochs": 3, "batch_size": 16, "lr": 0.01},
+           "distill": {"loss": "kl"},
+           "shards": 3, **extra}
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(cfg))
+    return path, cfg
+
+
+def test_pipeline_runs_writes_the_seed_layout_and_skips_finished_steps(tmp_path, capsys):
+    path, cfg = tiny_config(tmp_path)
+    assert main(["run", str(path), "--quiet"]) == 0
+    work = tmp_path / "work"
+    for rel in ("teacher/teacher.json", "student/unsup_train_aug", "student/train/part.0", "student/train/part.1",
+                "student/bow/model.safetensors", "student/bow_base/model.safetensors", "report/report.md",
+                "report/report.json"):
+        assert (work / rel).exists(), rel
+    part1 = read_examples(work / "student" / "train" / "part.1")
+    assert len(part1) == 50 + 100  # all 50 unlabelled texts, augmented capped at 50 / 0.5
+    assert all(len(e.probs) == 2 for e in part1)
+    report = json.loads((work / "report" / "report.json").read_text())
+    assert [r["model"] for r in report["rows"]] == ["teacher", "bow_base", "bow"]
+    assert all(r["texts_per_s"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in report["rows"])
+    assert report["rows"][1]["speedup"] > 1
+    shards = sorted((work / "student" / "train" / "shards").iterdir())
+    sizes = [len(read_examples(s)) for s in shards]
+    assert len(shards) == 3 and max(sizes) - min(sizes) <= 1 and sum(sizes) == 160 + 150
+    capsys.readouterr()
+    assert main(["run", str(path), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    for step in ("teacher", "augment", "label", "students", "report"):
+        assert f"[{step}] up to date, skipped" in err
+    # a changed student setting reruns the students and the report only
+    assert main(["run", str(path), "--quiet", "--set", "train.epochs=2"]) == 0
+    err = capsys.readouterr().err
+    assert "[label] up to date, skipped" in err and "[students] running" in err and "[report] running" in err
+
+
+def test_killed_pipeline_resumes_without_redoing_finished_steps(tmp_path):
+    path, _ = tiny_config(tmp_path)
+    argv = [sys.executable, "-m", "datadistill.cli", "run", str(path), "--quiet"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    steps = tmp_path / "work" / ".steps"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (steps / "augment.json").exists():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (steps / "teacher.json").exists() and not (steps / "report.json").exists()
+    r = subprocess.run(argv, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "[teacher] up to date, skipped" in r.stderr and "[augment] up to date, skipped" in r.stderr
+    assert (tmp_path / "work" / "report" / "report.md").exists()
+
+
+def test_config_errors(tmp_path):
+    path, cfg = tiny_config(tmp_path)
+    cfg["studnets"] = cfg.pop("students")
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="unknown key 'studnets'; did you mean 'students'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"students.bow: unknown key 'archh'"):
+        load_config(_write(tmp_path, {**cfg, "students": {"bow": {"archh": "bow"}}}))
+
+
+def _write(tmp_path, cfg):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({k: v for k, v in cfg.items() if k != "studnets"}))
+    return p
+
+
+def test_shards_are_equal_and_hold_every_row(tmp_path):
+    p0 = write_tsv(tmp_path / "part.0", synthetic_sentiment(7))
+    p1 = tmp_path / "part.1"
+    p1.write_text("label\ttext_a\tprobs\tlogits\n" + "".join(f"1\t文本{i}\t0.1 0.9\t\n" for i in range(10)), encoding="utf-8")
+    paths = write_shards([p0, p1], tmp_path / "shards", 4)
+    rows = [read_examples(p) for p in paths]
+    assert sorted(len(r) for r in rows) == [4, 4, 4, 5]
+    assert sorted(e.text_a for r in rows for e in r) == sorted([t for _, t in synthetic_sentiment(7)] + [f"文本{i}" for i in range(10)])
