@@ -1,7 +1,5 @@
 # Two entry points a fresh machine needs (see README): `make demo` and `make test`.
 PYTHON ?= python3
-WORK ?= work
-DATA ?= ../shared/data/chnsenticorp
 
 .PHONY: install test demo bench
 
@@ -9,15 +7,16 @@ DATA ?= ../shared/data/chnsenticorp
 # requirement would pull a several-GB CUDA build. GPU users install their own torch first.
 install:
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e '.[test,teacher]'
+	$(PYTHON) -m pip install -q -e '.[test,teacher,report]'
 
 test: install
 	$(PYTHON) -m pytest -q
 
+# The quick distillation on ChnSentiCorp (about 15-20 minutes on 2 CPU cores): report in work/quick/report/
 demo: install
-	datadistill augment --input $(DATA)/train.tsv --output $(WORK)/student/unsup_train_aug.tsv --n-iter 10 --seed 1
-	datadistill student train --config examples/cls_bow_ch.json --set output=$(WORK)/student/bow
+	datadistill run examples/pipeline_quick.json
 
 bench: install
 	$(PYTHON) bench/bench_augment.py
 	$(PYTHON) bench/bench_students.py
+	$(PYTHON) bench/bench_teacher.py --setting cpu
