@@ -100,3 +100,16 @@ def test_config_rejects_unknown_pooling():
 
     with pytest.raises(ConfigError, match="pooling must be 'auto', 'cls' or 'mean'"):
         from_dict(TeacherTrainConfig, {"model": "x", "pooling": "max"})
+
+
+def test_finetune_from_a_teacher_config_file(files, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "base", "bert")
+    cfg = tmp_path / "teacher.json"
+    cfg.write_text(json.dumps({"data": {"train": str(files["train"]), "dev": str(files["dev"])},
+                               "teacher": {"model": str(ckpt), "epochs": 1, "lr": 2e-3, "max_len": 32},
+                               "output": str(tmp_path / "out")}))
+    assert main(["teacher", "finetune", "--config", str(cfg), "--quiet", "--set", "max_steps=2"]) == 0
+    assert json.loads((tmp_path / "out" / "teacher.json").read_text())["max_len"] == 32
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"teacher": {"model": str(ckpt)}, "students": {}}))
+    assert main(["teacher", "finetune", "--config", str(bad)]) == 2
