@@ -106,3 +106,32 @@ def test_predict_cli_input_file_and_eval(model_dir, tmp_path, capsys):
     assert json.loads((tmp_path / "m.json").read_text())["n"] == 60
     assert main(["predict", "--model", str(tmp_path / "nope")]) == 2
     assert "model folder does not exist" in capsys.readouterr().err
+
+
+def test_pair_student_trains_saves_and_predicts(tmp_path):
+    import random
+
+    from tests.conftest import POS_WORDS, TOPICS, write_tsv
+
+    rng = random.Random(0)
+
+    def rows(n):
+        out = []
+        for i in range(n):
+            a, b = rng.choice(TOPICS), rng.choice(POS_WORDS)
+            same = i % 2 == 0
+            out.append((a + b, (a + b) if same else rng.choice([t for t in TOPICS if t != a]) + b, "1" if same else "0"))
+        return out
+
+    files = {k: write_tsv(tmp_path / f"{k}.tsv", rows(n), header=("text_a", "text_b", "label"))
+             for k, n in (("train", 200), ("dev", 40), ("test", 40))}
+    cfg = small_config(files, tmp_path, "bow", epochs=2)
+    m = train_student(cfg)
+    assert m["test"]["n"] == 40
+    p = Predictor(tmp_path / "bow")
+    assert p.pair and p.predict_proba(["酒店很好"], ["房间很好"]).shape == (1, 2)
+    with pytest.raises(ValueError, match="reads text pairs"):
+        p.predict(["酒店很好"])
+    out = io.StringIO()
+    p.stream(io.StringIO("酒店很好\t房间很好\n"), out)
+    assert out.getvalue().count("\t") == 1
