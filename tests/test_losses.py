@@ -43,3 +43,12 @@ def test_rows_without_teacher_scores_use_cross_entropy_and_mix_combines():
     mix = LOSSES.get("mix")(z, alpha=0.25, **t2)
     expect = 0.25 * F.cross_entropy(z, t2["labels"]) + 0.75 * LOSSES.get("kl")(z, **t2)
     assert mix.item() == pytest.approx(expect.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["kl", "mse", "mix"])
+def test_a_batch_without_teacher_rows_is_plain_cross_entropy(name):
+    # the training loop leaves probs_T/logits_T out of a batch that has only part.0 rows
+    z, labels = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
+    loss = LOSSES.get(name)(z, labels, probs_T=None, logits_T=None, has_T=torch.zeros(4, dtype=torch.bool),
+                            has_logits=None, alpha=0.5)
+    assert loss.item() == pytest.approx(F.cross_entropy(z, labels).item(), rel=1e-6)

@@ -36,8 +36,11 @@ def hard_loss(logits_S, labels, **_) -> torch.Tensor:
 
 
 @register_loss("kl")
-def kl_loss(logits_S, labels, probs_T, logits_T, has_T, has_logits, temperature: float = 1.0, **_) -> torch.Tensor:
+def kl_loss(logits_S, labels, probs_T=None, logits_T=None, has_T=None, has_logits=None, temperature: float = 1.0,
+            **_) -> torch.Tensor:
     """T^2 * KL(softmax(z_T / T) || softmax(z_S / T)) (Hinton et al. 2015)."""
+    if probs_T is None:  # a batch of gold rows only
+        return F.cross_entropy(logits_S, labels)
     z_T = _teacher_logits(probs_T, logits_T, has_logits)
     log_p_S = F.log_softmax(logits_S / temperature, dim=-1)
     log_p_T = F.log_softmax(z_T / temperature, dim=-1)
@@ -46,8 +49,10 @@ def kl_loss(logits_S, labels, probs_T, logits_T, has_T, has_logits, temperature:
 
 
 @register_loss("mse")
-def mse_loss(logits_S, labels, probs_T, logits_T, has_T, has_logits, **_) -> torch.Tensor:
+def mse_loss(logits_S, labels, probs_T=None, logits_T=None, has_T=None, has_logits=None, **_) -> torch.Tensor:
     """Mean squared error between logits (Tang et al. 2019); both centred, so a shift of all logits is free."""
+    if probs_T is None:  # a batch of gold rows only
+        return F.cross_entropy(logits_S, labels)
     z_T = _teacher_logits(probs_T, logits_T, has_logits)
     z_T = z_T - z_T.mean(-1, keepdim=True)
     z_S = logits_S - logits_S.mean(-1, keepdim=True)
