@@ -5,6 +5,7 @@ head(u), for pairs head([u, v, |u-v|, u*v]) with one encoder shared by both side
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class Dims:
     pair: bool = False
 
 
-class Student(nn.Module):
+class Student(nn.Module, abc.ABC):
     """Base class: subclasses build `self.out_dim` and implement `encode`."""
 
     arch = "base"
@@ -53,9 +54,9 @@ class Student(nn.Module):
         width = self.out_dim * (4 if self.dims.pair else 1)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, self.dims.num_labels))
 
+    @abc.abstractmethod
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor, ngrams: torch.Tensor | None) -> torch.Tensor:
         """ids [B, L] (0 = padding), lengths [B], ngrams [B, G] or None -> [B, out_dim]."""
-        raise NotImplementedError
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         u = self.encode(batch["ids_a"], batch["len_a"], batch.get("ngr_a"))

@@ -1,6 +1,7 @@
 """The teacher contract and registry."""
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,15 +20,16 @@ class TeacherScores:
     logits: np.ndarray | None = None   # [N, C]
 
 
-class Teacher:
+class Teacher(abc.ABC):
     """Base class: `score(texts_a, texts_b)` for one batch; `unk_token` replaces augmentation's `[UNK]`."""
 
     name = "base"
     label_names: list[str] | None = None
     unk_token: str = "[UNK]"
 
+    @abc.abstractmethod
     def score(self, texts_a: list[str], texts_b: list[str] | None = None) -> TeacherScores:
-        raise NotImplementedError
+        """Scores for one batch of texts (or pairs)."""
 
     def describe(self) -> str:
         """A stable description (for resume checks): what this teacher is."""

@@ -4,6 +4,7 @@ Whitespace is never a token: token lists are stored joined by one space (the `to
 """
 from __future__ import annotations
 
+import abc
 import functools
 import logging
 import re
@@ -22,7 +23,7 @@ _ALNUM_START = re.compile(r"^[A-Za-z0-9]")
 NO_POS = "x"  # the tag of tokenizers that know no parts of speech
 
 
-class Tokenizer:
+class Tokenizer(abc.ABC):
     """Base class: `tokenize` (tokens), `tag` (tokens with POS), `detokenize` (text again).
 
     Subclasses implement `_tokenize` (and `_tag` if they know POS); the literal `[UNK]` that
@@ -32,8 +33,9 @@ class Tokenizer:
     name = "base"
     has_pos = False
 
+    @abc.abstractmethod
     def _tokenize(self, text: str) -> list[str]:
-        raise NotImplementedError
+        """Tokens of a text that holds no `[UNK]`."""
 
     def _tag(self, text: str) -> list[tuple[str, str]]:
         return [(t, NO_POS) for t in self._tokenize(text)]
