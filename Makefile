@@ -12,7 +12,7 @@ install:
 test: install
 	$(PYTHON) -m pytest -q
 
-# The quick distillation on ChnSentiCorp (about 15-20 minutes on 2 CPU cores): report in work/quick/report/
+# The quick distillation on ChnSentiCorp (about 12 minutes on 2 CPU cores): report in work/quick/report/
 demo: install
 	datadistill run examples/pipeline_quick.json
 
