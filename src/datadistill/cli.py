@@ -10,6 +10,11 @@ from .modelio import ModelFolderError
 from .teacher.base import TeacherError
 
 
+def _bars(args) -> bool:
+    """Progress bars on a terminal only (not in logs or pipes), and never with --quiet."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _add_augment(sub) -> None:
     p = sub.add_parser("augment", help="step 1: make new unlabelled texts from labelled ones",
                        description="Make new unlabelled texts: [UNK] noise, same-POS replacement, n-gram sampling.")
@@ -37,7 +42,7 @@ def _run_augment(args) -> None:
                                         ngram_max=args.ngram_max, seed=args.seed, tokenizer=args.tokenizer,
                                         workers=args.workers), "augment")
     stats = augment_file(args.input, args.output, cfg, label_column=args.label_column,
-                         skip_bad_lines=args.skip_bad_lines, progress=not args.quiet)
+                         skip_bad_lines=args.skip_bad_lines, progress=_bars(args))
     print(f"augment: {stats.summary()}; wrote {args.output}", file=sys.stderr)
 
 
@@ -60,7 +65,7 @@ def _run_student_train(args) -> None:
     from .student import load_run_config, train_student
 
     cfg = load_run_config(args.config, args.set)
-    train_student(cfg, progress=not args.quiet,
+    train_student(cfg, progress=_bars(args),
                   command="datadistill " + " ".join(shlex.quote(a) for a in args.argv))
 
 
@@ -157,7 +162,7 @@ def _run_teacher_finetune(args) -> None:
     train = list(ExampleReader(args.train, label_column=args.label_column))
     label_map = LabelMap.from_labels(ex.label for ex in train)
     dev = list(ExampleReader(args.dev, label_column=args.label_column, label_map=label_map))
-    m = finetune(cfg, train, dev, args.out, label_map, progress=not args.quiet)
+    m = finetune(cfg, train, dev, args.out, label_map, progress=_bars(args))
     print(f"teacher: best dev accuracy {m['dev_accuracy'] * 100:.2f} after {m['steps']} steps "
           f"({m['seconds']:.0f}s); saved {args.out}", file=sys.stderr)
 
@@ -224,7 +229,7 @@ def _run_label(args) -> None:
         teacher = CommandTeacher(args.teacher_cmd, labels=args.labels.split(",") if args.labels else None,
                                  timeout=args.timeout, unk_token=args.unk_token)
     stats = label_file(teacher, args.input, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                       skip_bad_lines=args.skip_bad_lines, progress=not args.quiet)
+                       skip_bad_lines=args.skip_bad_lines, progress=_bars(args))
     print(f"label: {stats.summary()}; wrote {args.output}", file=sys.stderr)
 
 
@@ -243,7 +248,7 @@ def _run_pipeline(args) -> None:
     from .pipeline import Pipeline, load_config
 
     cfg = load_config(args.config, args.set)
-    Pipeline(cfg, progress=not args.quiet).run(args.steps.split(",") if args.steps else None, force=args.force)
+    Pipeline(cfg, progress=_bars(args)).run(args.steps.split(",") if args.steps else None, force=args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
