@@ -228,15 +228,14 @@ class Pipeline:
         for name, student in c.students.items():
             for suffix, part1, train_cfg in (("_base", [], c.train), ("", [str(p["part1"])], distill_train)):
                 out = self.work / "student" / f"{name}{suffix}"
-                if (out / "metrics.json").exists() and (out / "model.safetensors").exists() and \
-                        json.loads((out / "metrics.json").read_text()).get("config") == to_dict(
-                            StudentRunConfig(DataConfig(str(p["part0"]), c.data.dev, c.data.test, part1, c.data.label_column),
-                                             student, train_cfg, str(out))):
+                run = StudentRunConfig(DataConfig(str(p["part0"]), c.data.dev, c.data.test, part1, c.data.label_column),
+                                       student, train_cfg, str(out))
+                metrics = out / "metrics.json"
+                if metrics.exists() and (out / "model.safetensors").exists() and \
+                        json.loads(metrics.read_text()).get("config") == to_dict(run):
                     self.log(f"[students] {name}{suffix}: up to date")
                     continue
                 self.log(f"[students] training {name}{suffix} ({'part.0 + part.1' if part1 else 'part.0 only'})")
-                run = StudentRunConfig(DataConfig(str(p["part0"]), c.data.dev, c.data.test, part1, c.data.label_column),
-                                       student, train_cfg, str(out))
                 train_student(run, progress=self.progress, log=self.log)
 
     def step_report(self) -> None:

@@ -22,6 +22,7 @@ from .registry import unknown_name_message
 from .students import STUDENTS, build_student
 from .students.base import Dims
 from .text.features import FeatureConfig, Featurizer
+from .text.tokenize import Tokenizer, get_tokenizer
 from .text.vocab import Vocab
 from .train import Row, TrainConfig, fit, predict_logits
 
@@ -82,11 +83,11 @@ def _read(path: str, label_map: LabelMap | None, data: DataConfig, log) -> list[
     return rows
 
 
-def _tokens(featurizer: Featurizer, ex: Example, pretokenized: bool) -> tuple[list[str], list[str] | None]:
-    ta = ex.tokens_a if pretokenized and ex.tokens_a else featurizer.tokenize(ex.text_a)
+def _tokens(tokenizer: Tokenizer, ex: Example, pretokenized: bool) -> tuple[list[str], list[str] | None]:
+    ta = ex.tokens_a if pretokenized and ex.tokens_a else tokenizer.tokenize(ex.text_a)
     tb = None
     if ex.text_b is not None:
-        tb = ex.tokens_b if pretokenized and ex.tokens_b else featurizer.tokenize(ex.text_b)
+        tb = ex.tokens_b if pretokenized and ex.tokens_b else tokenizer.tokenize(ex.text_b)
     return ta, tb
 
 
@@ -117,8 +118,8 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
     part1_ex = [ex for p in d.teacher_labelled for ex in _read(p, label_map, d, log)]
     pair = train_ex[0].text_b is not None
 
-    tmp = Featurizer(s.features, Vocab.build([]))
-    tok = {name: [_tokens(tmp, ex, s.pretokenized) for ex in exs]
+    tokenizer = get_tokenizer(s.features.tokenizer)
+    tok = {name: [_tokens(tokenizer, ex, s.pretokenized) for ex in exs]
            for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))}
     vocab = Vocab.build((t for ta, tb in tok["train"] + tok["part1"] for t in (ta, tb or [])),
                         min_freq=s.features.vocab_min_freq, max_size=s.features.vocab_max_size)
