@@ -50,6 +50,20 @@ class Student(nn.Module, abc.ABC):
         super().__init__()
         self.cfg, self.dims = cfg, dims
 
+    def build_embeddings(self, emb_dim: int, dropout: float) -> None:
+        """Token (+ position-aligned hashed bigram) embeddings for sequence students: emb, bigram, emb_drop."""
+        self.emb = nn.Embedding(self.dims.vocab_size, emb_dim, padding_idx=0)
+        self.bigram = nn.Embedding(self.dims.ngram_buckets, emb_dim, padding_idx=0) if self.dims.ngram_buckets else None
+        init_embeddings(self.emb, self.bigram)
+        self.emb_drop = nn.Dropout(dropout)
+
+    def embed(self, ids: torch.Tensor, ngrams: torch.Tensor | None) -> torch.Tensor:
+        """ids [B, L] -> char (+ char-bigram) embeddings [B, L, E], dropout applied."""
+        x = self.emb(ids)
+        if self.bigram is not None and ngrams is not None:
+            x = x + self.bigram(aligned_ngrams(ngrams, ids.size(1)))
+        return self.emb_drop(x)
+
     def build_head(self, dropout: float) -> None:
         width = self.out_dim * (4 if self.dims.pair else 1)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, self.dims.num_labels))

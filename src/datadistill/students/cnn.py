@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Dims, Student, aligned_ngrams, init_embeddings, length_mask, register_student
+from .base import Dims, Student, length_mask, register_student
 
 
 @dataclass
@@ -24,19 +24,13 @@ class CNN(Student):
 
     def __init__(self, cfg: CnnConfig, dims: Dims) -> None:
         super().__init__(cfg, dims)
-        self.emb = nn.Embedding(dims.vocab_size, cfg.emb_dim, padding_idx=0)
-        self.bigram = nn.Embedding(dims.ngram_buckets, cfg.emb_dim, padding_idx=0) if dims.ngram_buckets else None
-        init_embeddings(self.emb, self.bigram)
+        self.build_embeddings(cfg.emb_dim, cfg.dropout / 2)
         self.convs = nn.ModuleList(nn.Conv1d(cfg.emb_dim, cfg.filters, w, padding=w - 1) for w in cfg.widths)
-        self.emb_drop = nn.Dropout(cfg.dropout / 2)
         self.out_dim = cfg.filters * len(cfg.widths)
         self.build_head(cfg.dropout)
 
     def encode(self, ids, lengths, ngrams):
-        x = self.emb(ids)                                             # [B, L, E]
-        if self.bigram is not None and ngrams is not None:
-            x = x + self.bigram(aligned_ngrams(ngrams, ids.size(1)))  # char + char-bigram embedding
-        x = self.emb_drop(x).transpose(1, 2)                          # [B, E, L]
+        x = self.embed(ids, ngrams).transpose(1, 2)                   # [B, E, L]
         pooled = []
         for conv in self.convs:
             w = conv.kernel_size[0]

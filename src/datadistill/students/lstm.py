@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .base import Dims, Student, aligned_ngrams, init_embeddings, length_mask, masked_max, masked_mean, register_student
+from .base import Dims, Student, length_mask, masked_max, masked_mean, register_student
 
 
 @dataclass
@@ -24,20 +24,14 @@ class LSTM(Student):
 
     def __init__(self, cfg: LstmConfig, dims: Dims) -> None:
         super().__init__(cfg, dims)
-        self.emb = nn.Embedding(dims.vocab_size, cfg.emb_dim, padding_idx=0)
-        self.bigram = nn.Embedding(dims.ngram_buckets, cfg.emb_dim, padding_idx=0) if dims.ngram_buckets else None
-        init_embeddings(self.emb, self.bigram)
-        self.emb_drop = nn.Dropout(cfg.dropout / 2)
+        self.build_embeddings(cfg.emb_dim, cfg.dropout / 2)
         self.rnn = nn.LSTM(cfg.emb_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, bidirectional=True,
                            dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.out_dim = 4 * cfg.hidden
         self.build_head(cfg.dropout)
 
     def encode(self, ids, lengths, ngrams):
-        x = self.emb(ids)                                             # [B, L, E]
-        if self.bigram is not None and ngrams is not None:
-            x = x + self.bigram(aligned_ngrams(ngrams, ids.size(1)))  # char + char-bigram embedding
-        x = self.emb_drop(x)
+        x = self.embed(ids, ngrams)                                   # [B, L, E]
         lengths = lengths.clamp(min=1)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True)  # [B, L', 2H]
