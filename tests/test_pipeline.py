@@ -80,11 +80,25 @@ def test_killed_pipeline_resumes_without_redoing_finished_steps(tmp_path):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert (steps / "teacher.json").exists() and not (steps / "report.json").exists()
+    assert (tmp_path / "work" / "teacher" / ".step.json").exists() and not (steps / "report.json").exists()
     r = subprocess.run(argv, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "[teacher] up to date, skipped" in r.stderr and "[augment] up to date, skipped" in r.stderr
     assert (tmp_path / "work" / "report" / "report.md").exists()
+
+
+def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys):
+    shared = tmp_path / "shared_teacher"
+    path, cfg = tiny_config(tmp_path, teacher_dir=str(shared))
+    assert main(["run", str(path), "--quiet", "--steps", "teacher"]) == 0
+    assert (shared / "teacher.json").exists() and not (tmp_path / "work" / "teacher").exists()
+    other = _write(tmp_path, {**cfg, "work": str(tmp_path / "work2")})
+    capsys.readouterr()
+    assert main(["run", str(other), "--quiet", "--steps", "teacher"]) == 0
+    assert "[teacher] up to date, skipped" in capsys.readouterr().err
+    # a different teacher recipe into the same folder trains again
+    assert main(["run", str(other), "--quiet", "--steps", "teacher", "--set", "teacher.epochs=1"]) == 0
+    assert "[teacher] running" in capsys.readouterr().err
 
 
 def test_config_errors(tmp_path):

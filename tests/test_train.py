@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datadistill.train import Row, epoch_indices, length_batches
+from datadistill.train import Row, epoch_indices
 from datadistill import train_student
 
 
@@ -38,11 +38,3 @@ def test_part0_share_repeats_gold_rows():
     gold_share = np.isin(idx, np.arange(10)).mean()
     assert 0.25 <= gold_share < 0.30 and (idx >= 10).sum() == 90
     assert len(epoch_indices(rows, 0.0)) == 100
-
-
-def test_length_batches_cover_every_row_once():
-    lengths = np.random.default_rng(0).integers(1, 100, size=1000)
-    batches = length_batches(lengths, 32, np.random.default_rng(1))
-    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
-    plain = length_batches(lengths, 32, None)
-    assert all(np.all(np.diff(lengths[b]) >= 0) for b in plain)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 
+from .batching import length_batches
 from .data.io import Example, ExampleReader, clean_field
 from .teacher.base import Teacher, TeacherError
 from .text.vocab import UNK
@@ -129,9 +129,7 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
             labels: list[str] = [""] * len(chunk)
             probs: list = [None] * len(chunk)
             logits: list = [None] * len(chunk)
-            order = np.argsort([len(t) for t in a], kind="stable")
-            for s in range(0, len(order), batch_size):
-                idx = order[s: s + batch_size]
+            for idx in length_batches([len(t) for t in a], batch_size):
                 sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
                 for k, i in enumerate(idx):
                     labels[i] = sc.labels[k]

@@ -1,7 +1,7 @@
 """`datadistill run CONFIG.json`: the whole distillation, each step a file on disk, skipped when up to date.
 
 Steps (in order; `--steps` picks some):
-  teacher   fine-tune the teacher on data.train                      -> WORK/teacher/
+  teacher   fine-tune the teacher on data.train                      -> WORK/teacher/ (or teacher_dir)
   augment   augment data.train (if `augment` is set)                  -> WORK/student/unsup_train_aug
   label     teacher-label augmented + user unlabelled texts           -> WORK/student/train/part.1
             (part.0 = the original labelled data                      -> WORK/student/train/part.0)
@@ -10,8 +10,8 @@ Steps (in order; `--steps` picks some):
   report    test accuracy, size and measured speed of every model     -> WORK/report/
 
 A step is skipped when its fingerprint (its config section, the fingerprints of its inputs, the
-presence of its outputs) matches the one recorded in WORK/.steps/<step>.json after it last
-finished, so a killed run started again resumes at the first unfinished step (labelling also
+presence of its outputs) matches the one recorded in WORK/.steps/<step>.json (the teacher's in
+its own folder, so several runs can share one teacher) after it last finished, so a killed run started again resumes at the first unfinished step (labelling also
 resumes inside the step).
 """
 from __future__ import annotations
@@ -70,6 +70,8 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)                # student training, baseline and distilled
     distill: dict = field(default_factory=dict)                            # train keys that differ when distilling
     shards: int = 0                                                        # also write part.0+part.1 as N equal shards
+    teacher_dir: str = ""   # where the teacher lives (default WORK/teacher); runs naming the same folder and the
+                            # same teacher section share one fine-tuning (its step record is kept in the folder)
 
     def validate(self) -> None:
         if not self.students:
@@ -107,7 +109,7 @@ class Pipeline:
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.progress = progress
         w = self.work
-        self.paths = {"teacher": w / "teacher", "aug": w / "student" / "unsup_train_aug",
+        self.paths = {"teacher": Path(cfg.teacher_dir) if cfg.teacher_dir else w / "teacher", "aug": w / "student" / "unsup_train_aug",
                       "label_input": w / "student" / "label_input.tsv", "part0": w / "student" / "train" / "part.0",
                       "part1": w / "student" / "train" / "part.1", "shards": w / "student" / "train" / "shards",
                       "report": w / "report", "steps": w / ".steps"}
@@ -137,14 +139,19 @@ class Pipeline:
     def _model_names(self) -> list[str]:
         return [n for s in self.cfg.students for n in (f"{s}_base", s)]
 
+    def _record_path(self, step: str) -> Path:
+        # The teacher's record travels with the teacher folder, so another run sharing it sees it is done.
+        return self.paths["teacher"] / ".step.json" if step == "teacher" else self.paths["steps"] / f"{step}.json"
+
     def up_to_date(self, step: str) -> bool:
-        rec = self.paths["steps"] / f"{step}.json"
+        rec = self._record_path(step)
         return rec.exists() and all(o.exists() for o in self._outputs(step)) and \
             json.loads(rec.read_text()).get("fingerprint") == _digest(self._fingerprint(step))
 
     def _record(self, step: str, seconds: float) -> None:
-        self.paths["steps"].mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.paths["steps"] / f"{step}.json") as f:
+        rec = self._record_path(step)
+        rec.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(rec) as f:
             f.write(json.dumps({"fingerprint": _digest(self._fingerprint(step)), "seconds": seconds}))
 
     # -- steps -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import IO, Iterable
 import numpy as np
 import torch
 
+from .batching import length_batches
 from .modelio import load_folder
 
 
@@ -35,9 +36,7 @@ class Predictor:
         enc_a = [self.featurizer.encode(t) for t in texts_a]
         enc_b = [self.featurizer.encode(t) for t in texts_b] if texts_b is not None else None
         out = np.zeros((len(texts_a), len(self.labels)), dtype=np.float32)
-        order = np.argsort([len(e) for e in enc_a], kind="stable")
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s: s + self.batch_size]
+        for idx in length_batches([len(e) for e in enc_a], self.batch_size):
             batch = self.featurizer.collate([enc_a[i] for i in idx], [enc_b[i] for i in idx] if enc_b else None)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 out[idx] = self.model(batch).float().numpy()

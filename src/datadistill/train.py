@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batching import length_batches
 from .config import ConfigError
 from .losses import LOSSES
 from .registry import unknown_name_message
@@ -100,24 +101,6 @@ def collate_rows(collate: Callable, rows: list[Row], num_labels: int, device: to
         batch["logits_T"] = torch.tensor([r.logits_T or zeros for r in rows], dtype=torch.float)
         batch["has_logits"] = torch.tensor([r.logits_T is not None for r in rows])
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    """Index batches of similar length (less padding). Shuffled when `rng` is given: shuffle, cut into
-    pools of 50 batches, sort each pool by length, cut into batches, shuffle the batches."""
-    n = len(lengths)
-    if rng is None:
-        order = np.argsort(lengths, kind="stable")
-        return [order[i: i + batch_size] for i in range(0, n, batch_size)]
-    order = rng.permutation(n)
-    pool = batch_size * 50
-    batches = []
-    for s in range(0, n, pool):
-        chunk = order[s: s + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 @torch.no_grad()
