@@ -33,8 +33,8 @@ class Predictor:
         """Logits [N, C] in input order; batches are formed by length to waste little on padding."""
         if self.pair and texts_b is None:
             raise ValueError("this model reads text pairs: pass texts_b (or TAB-separated lines on stdin)")
-        enc_a = [self.featurizer.encode(t) for t in texts_a]
-        enc_b = [self.featurizer.encode(t) for t in texts_b] if texts_b is not None else None
+        enc_a = self.featurizer.encode_many(texts_a)
+        enc_b = self.featurizer.encode_many(texts_b) if texts_b is not None else None
         out = np.zeros((len(texts_a), len(self.labels)), dtype=np.float32)
         for idx in length_batches([len(e) for e in enc_a], self.batch_size):
             batch = self.featurizer.collate([enc_a[i] for i in idx], [enc_b[i] for i in idx] if enc_b else None)

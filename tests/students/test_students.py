@@ -47,3 +47,20 @@ def test_unknown_student_and_bad_hyperparameter():
     with pytest.raises(ConfigError, match="features.ngrams must be"):
         from_dict(StudentConfig, {"arch": "lstm", "features": {"ngrams": [2, 3]}})
     assert STUDENTS.names() == ["bow", "cnn", "lstm"]
+
+
+def test_bow_bag_sum_matches_embedding_bag_with_padding_including_gradients():
+    from datadistill.students.bow import bag_sum
+
+    torch.manual_seed(0)
+    bag = torch.nn.EmbeddingBag(50, 8, mode="sum", padding_idx=0)
+    ids = torch.randint(1, 50, (6, 9))
+    ids[1, 4:] = 0
+    ids[3, :] = 0  # an empty row sums to zero
+    ours = bag_sum(bag, ids)
+    ref = bag(ids)
+    assert ours.shape == (6, 8) and torch.allclose(ours, ref, atol=1e-6) and ours[3].abs().sum() == 0
+    g_ours = torch.autograd.grad(ours.square().sum(), bag.weight)[0]
+    g_ref = torch.autograd.grad(ref.square().sum(), bag.weight)[0]
+    assert torch.allclose(g_ours.to_dense() if g_ours.is_sparse else g_ours, g_ref, atol=1e-5)
+    assert g_ours[0].abs().sum() == 0  # the padding row never learns

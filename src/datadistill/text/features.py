@@ -71,6 +71,11 @@ class Featurizer:
         self.cfg = cfg
         self.vocab = vocab
         self.tokenizer = get_tokenizer(cfg.tokenizer)
+        self._char_ids = None
+        if cfg.tokenizer == "char":
+            from .charids import CharIds
+
+            self._char_ids = CharIds(vocab)
 
     def tokenize(self, text: str) -> list[str]:
         return self.tokenizer.tokenize(text)
@@ -82,6 +87,12 @@ class Featurizer:
     def encode(self, text: str) -> np.ndarray:
         return self.encode_tokens(self.tokenize(text))
 
+    def encode_many(self, texts: list[str]) -> list[np.ndarray]:
+        """`[encode(t) for t in texts]`, vectorized over the batch for the char tokenizer."""
+        if self._char_ids is not None:
+            return self._char_ids(texts, self.cfg.max_len)
+        return [self.encode(t) for t in texts]
+
     def collate(self, items_a: list[np.ndarray], items_b: list[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
         """Pad encoded texts into a batch: ids_a [B, L], len_a [B], ngr_a [B, G] (and _b for pairs)."""
         batch = self._side(items_a, "a")
@@ -90,8 +101,7 @@ class Featurizer:
         return batch
 
     def batch(self, texts_a: list[str], texts_b: list[str] | None = None) -> dict[str, torch.Tensor]:
-        return self.collate([self.encode(t) for t in texts_a],
-                            [self.encode(t) for t in texts_b] if texts_b is not None else None)
+        return self.collate(self.encode_many(texts_a), self.encode_many(texts_b) if texts_b is not None else None)
 
     def _side(self, seqs: list[np.ndarray], side: str) -> dict[str, torch.Tensor]:
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
