@@ -3,6 +3,8 @@
     python bench/bench_distill.py examples/pipeline_quick.json            # 2 CPU cores, ~15-20 min
     python bench/bench_distill.py examples/pipeline_case2_aug.json        # augmentation only (GPU)
     python bench/bench_distill.py examples/pipeline_case1_unlabelled.json # + the unlabelled pool (GPU)
+    python bench/bench_distill.py examples/pipeline_cpu_case2.json        # 256-token teacher on 2 CPU cores
+    python bench/bench_distill.py examples/pipeline_cpu_case1.json        #   (shared with case 1), 30k labels
 
 Extra arguments go to `datadistill run` (e.g. --set data.max_label_rows=20000). Prints the report
 table, the seed's figures beside it, and writes bench/out/distill_<config name>.json.
@@ -15,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from datadistill.pipeline import Pipeline, load_config
+from datadistill.pipeline import STEPS, Pipeline, load_config
 
 HERE = Path(__file__).resolve().parent
 SEED = {"teacher": 95.4, "bow_base": 90.1, "cnn_base": 91.6, "lstm_base": 91.2, "bow": 91.4, "cnn": 92.4, "lstm": 93.9}
@@ -28,13 +30,14 @@ def main() -> None:
     overrides = [rest[i + 1] for i, a in enumerate(rest) if a == "--set"]
     cfg = load_config(config, overrides)
     t0 = time.perf_counter()
-    Pipeline(cfg, progress=sys.stderr.isatty()).run()
+    pipe = Pipeline(cfg, progress=sys.stderr.isatty())
+    pipe.run()
     report = json.loads((Path(cfg.work) / "report" / "report.json").read_text())
     report["wall_seconds"] = time.perf_counter() - t0
     report["config"] = config
     report["overrides"] = overrides
-    steps = Path(cfg.work) / ".steps"
-    report["step_seconds"] = {p.stem: json.loads(p.read_text())["seconds"] for p in steps.glob("*.json")}
+    report["step_seconds"] = {s: json.loads(pipe.record_path(s).read_text())["seconds"]
+                              for s in STEPS if pipe.record_path(s).exists()}
     print(f"{'model':<10} {'kind':<9} {'test acc':>8} {'seed':>5} {'F1':>6} {'texts/s':>9} {'p50 ms':>7} {'speed-up':>9}")
     for r in report["rows"]:
         print(f"{r['model']:<10} {r['kind']:<9} {r['test_accuracy'] * 100:8.2f} {SEED.get(r['model'], float('nan')):5.1f} "

@@ -139,17 +139,17 @@ class Pipeline:
     def _model_names(self) -> list[str]:
         return [n for s in self.cfg.students for n in (f"{s}_base", s)]
 
-    def _record_path(self, step: str) -> Path:
+    def record_path(self, step: str) -> Path:
         # The teacher's record travels with the teacher folder, so another run sharing it sees it is done.
         return self.paths["teacher"] / ".step.json" if step == "teacher" else self.paths["steps"] / f"{step}.json"
 
     def up_to_date(self, step: str) -> bool:
-        rec = self._record_path(step)
+        rec = self.record_path(step)
         return rec.exists() and all(o.exists() for o in self._outputs(step)) and \
             json.loads(rec.read_text()).get("fingerprint") == _digest(self._fingerprint(step))
 
     def _record(self, step: str, seconds: float) -> None:
-        rec = self._record_path(step)
+        rec = self.record_path(step)
         rec.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(rec) as f:
             f.write(json.dumps({"fingerprint": _digest(self._fingerprint(step)), "seconds": seconds}))
