@@ -94,8 +94,10 @@ def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys):
     assert (shared / "teacher.json").exists() and not (tmp_path / "work" / "teacher").exists()
     other = _write(tmp_path, {**cfg, "work": str(tmp_path / "work2")})
     capsys.readouterr()
-    assert main(["run", str(other), "--quiet", "--steps", "teacher"]) == 0
+    assert main(["run", str(other), "--quiet"]) == 0  # every step, reading the shared teacher
     assert "[teacher] up to date, skipped" in capsys.readouterr().err
+    report = json.loads((tmp_path / "work2" / "report" / "report.json").read_text())
+    assert report["rows"][0]["model"] == "teacher" and report["rows"][0]["size_mb"] > 0
     # a different teacher recipe into the same folder trains again
     assert main(["run", str(other), "--quiet", "--steps", "teacher", "--set", "teacher.epochs=1"]) == 0
     assert "[teacher] running" in capsys.readouterr().err

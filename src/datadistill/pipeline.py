@@ -248,7 +248,8 @@ class Pipeline:
     def step_report(self) -> None:
         from .report import write_report
 
-        write_report(self.work, self.cfg, self._model_names(), self.paths["report"], log=self.log)
+        write_report(self.work, self.cfg, self._model_names(), self.paths["report"], log=self.log,
+                     teacher_dir=self.paths["teacher"])
 
 
 def write_shards(parts: list[Path], out_dir: Path, n: int, seed: int = 1) -> list[Path]:

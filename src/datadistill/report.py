@@ -35,19 +35,21 @@ def _row(name: str, kind: str, labels: list[str], predict_ids, predict_batch, te
 
 
 def write_report(work: Path, cfg, model_names: list[str], out: Path, log: Callable[[str], None] = print,
-                 teacher_rows: int = 256) -> dict:
+                 teacher_rows: int = 256, teacher_dir: Path | None = None) -> dict:
+    """Measure the teacher (in `teacher_dir`, default WORK/teacher) and every student; write report.md/json/png."""
     from .predict import Predictor
     from .teacher.hf import HFTeacher
 
     test = list(ExampleReader(cfg.data.test, label_column=cfg.data.label_column))
     texts = [e.text_a for e in test]
-    teacher = HFTeacher(work / "teacher", device="cpu")
+    teacher_dir = Path(teacher_dir or work / "teacher")
+    teacher = HFTeacher(teacher_dir, device="cpu")
     labels = teacher.label_names
     gold = np.array([labels.index(e.label) for e in test])
     t_params = sum(p.numel() for p in teacher.model.parameters())
     log(f"[report] measuring the teacher ({t_params:,} parameters) on {len(texts)} test texts")
     rows = [_row("teacher", "teacher", labels, lambda ts: np.array([labels.index(x) for x in teacher.score(ts).labels]),
-                 lambda ts: teacher.score(ts), texts, gold, t_params, work / "teacher", 20, texts[:teacher_rows])]
+                 lambda ts: teacher.score(ts), texts, gold, t_params, teacher_dir, 20, texts[:teacher_rows])]
     for name in model_names:
         folder = work / "student" / name
         pred = Predictor(folder)
