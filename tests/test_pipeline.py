@@ -68,6 +68,11 @@ def test_pipeline_runs_writes_the_seed_layout_and_skips_finished_steps(tmp_path,
     assert main(["run", str(path), "--quiet", "--set", "train.epochs=2"]) == 0
     err = capsys.readouterr().err
     assert "[label] up to date, skipped" in err and "[students] running" in err and "[report] running" in err
+    # a new teacher rewrites part.1: the distilled student retrains, the baseline (part.0 only) does not
+    assert main(["run", str(path), "--quiet", "--set", "train.epochs=2", "--set", "teacher.epochs=4"]) == 0
+    err = capsys.readouterr().err
+    assert "[label] running" in err and "[students] bow_base: up to date" in err
+    assert "[students] training bow (part.0 + part.1)" in err
 
 
 def test_killed_pipeline_resumes_without_redoing_finished_steps(tmp_path):

@@ -218,7 +218,7 @@ class Pipeline:
         from .teacher.hf import HFTeacher
 
         self.paths["part0"].parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.cfg.data.train, self.paths["part0"])
+        shutil.copy2(self.cfg.data.train, self.paths["part0"])  # keeps its mtime: baselines stay up to date
         src = self.paths["label_input"]
         if not (self.paths["part1"].with_name("part.1.partial").exists() and src.exists()):
             src = self._label_input()
@@ -237,13 +237,18 @@ class Pipeline:
                 out = self.work / "student" / f"{name}{suffix}"
                 run = StudentRunConfig(DataConfig(str(p["part0"]), c.data.dev, c.data.test, part1, c.data.label_column),
                                        student, train_cfg, str(out))
-                metrics = out / "metrics.json"
-                if metrics.exists() and (out / "model.safetensors").exists() and \
-                        json.loads(metrics.read_text()).get("config") == to_dict(run):
+                # Same config is not enough: part.1 is rewritten in place when the teacher or the
+                # label input changes, so the record also holds the fingerprints of the data files.
+                record = out / ".pipeline.json"
+                fp = _digest({"run": to_dict(run), "in": [_file_fp(f) for f in [p["part0"], *part1, c.data.dev]]})
+                if record.exists() and (out / "model.safetensors").exists() and \
+                        json.loads(record.read_text()).get("fingerprint") == fp:
                     self.log(f"[students] {name}{suffix}: up to date")
                     continue
                 self.log(f"[students] training {name}{suffix} ({'part.0 + part.1' if part1 else 'part.0 only'})")
                 train_student(run, progress=self.progress, log=self.log)
+                with atomic_write(record) as f:
+                    f.write(json.dumps({"fingerprint": fp}))
 
     def step_report(self) -> None:
         from .report import write_report
