@@ -8,6 +8,7 @@ regex and the dictionary. Texts holding the literal `[UNK]` take the ordinary pa
 """
 from __future__ import annotations
 
+import functools
 import re
 import sys
 
@@ -17,8 +18,12 @@ from .tokenize import _LATIN, get_tokenizer
 from .vocab import UNK, Vocab
 
 _LATIN_RE = re.compile(_LATIN)
-# Every code point Python's `\s` (str.isspace) matches: these are never tokens.
-_SPACE = np.array([c for c in range(sys.maxunicode + 1) if chr(c).isspace()], dtype=np.uint32)
+
+
+@functools.lru_cache(maxsize=1)
+def _space() -> np.ndarray:
+    """Every code point Python's `\s` (str.isspace) matches: never tokens. Built on first use, not at import."""
+    return np.array([c for c in range(sys.maxunicode + 1) if chr(c).isspace()], dtype=np.uint32)
 
 
 class CharIds:
@@ -48,7 +53,7 @@ class CharIds:
         # "\n" between texts: whitespace, so it is never a token and it ends any Latin run.
         s = "\n".join(lowered)
         cp = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)           # [N]
-        keep = ~np.isin(cp, _SPACE)
+        keep = ~np.isin(cp, _space())
         ids = self.table[np.minimum(cp, len(self.table) - 1)]
         ids[cp >= len(self.table)] = self.vocab.unk_id
         get, unk = self.vocab.stoi.get, self.vocab.unk_id
