@@ -81,3 +81,42 @@ def test_changed_input_starts_over(setup, capsys):
     assert main(cmd + ["--output", str(out)]) == 0
     assert "starting over" in capsys.readouterr().err
     assert len(read_examples(out)) == 300
+
+
+COUNTING_TEACHER = """
+import sys
+lines = sys.stdin.readlines()
+with open(sys.argv[1], "a", encoding="utf-8") as log:
+    log.writelines(lines)
+for t in lines:
+    print("1\\t0.2 0.8" if "好" in t else "0\\t0.7 0.3")
+"""
+
+
+def test_score_cache_scores_each_text_once_per_teacher(tmp_path, capsys):
+    teacher = tmp_path / "teacher.py"
+    teacher.write_text(COUNTING_TEACHER)
+    seen = tmp_path / "seen.txt"
+    texts = [t for _, t in synthetic_sentiment(120)]
+    first = write_tsv(tmp_path / "a.tsv", [(t,) for t in texts[:80]], header=("text_a",))
+    second = write_tsv(tmp_path / "b.tsv", [(t,) for t in texts[40:]], header=("text_a",))
+    cache = tmp_path / "scores.tsv"
+
+    def run(data, out, cmd_arg=f"{sys.executable} {teacher} {seen}", cached=True):
+        argv = ["label", "--teacher-cmd", cmd_arg, "--labels", "0,1", "--input", str(data), "--output", str(out),
+                "--batch-size", "16", "--chunk-size", "32", "--quiet"] + (["--cache", str(cache)] if cached else [])
+        assert main(argv) == 0
+
+    run(first, tmp_path / "a.1")
+    assert len(seen.read_text().splitlines()) == 80
+    run(second, tmp_path / "b.1")                   # rows 40..79 come from the cache
+    assert len(seen.read_text().splitlines()) == 80 + 40
+    err = capsys.readouterr().err
+    assert "(40 scored, " in err and "; 40 from the score cache)" in err
+    run(second, tmp_path / "b.nocache", cached=False)
+    assert (tmp_path / "b.1").read_bytes() == (tmp_path / "b.nocache").read_bytes()
+    assert len(cache.read_text().splitlines()) == 1 + 120
+    # another teacher (another command) must not use these scores
+    run(second, tmp_path / "b.2", cmd_arg=f"{sys.executable} {teacher} {seen} other")
+    assert "holds another teacher's scores; starting a new cache" in capsys.readouterr().err
+    assert len(cache.read_text().splitlines()) == 1 + 80

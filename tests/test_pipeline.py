@@ -103,6 +103,12 @@ def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys):
     assert "[teacher] up to date, skipped" in capsys.readouterr().err
     report = json.loads((tmp_path / "work2" / "report" / "report.json").read_text())
     assert report["rows"][0]["model"] == "teacher" and report["rows"][0]["size_mb"] > 0
+    # a third run labels the same texts: every score comes from the teacher's score cache
+    third = _write(tmp_path, {**cfg, "work": str(tmp_path / "work3")})
+    assert main(["run", str(third), "--quiet", "--steps", "augment,label"]) == 0
+    part1 = tmp_path / "work3" / "student" / "train" / "part.1"
+    assert f"(0 scored; {len(read_examples(part1))} from the score cache)" in capsys.readouterr().err
+    assert part1.read_bytes() == (tmp_path / "work2" / "student" / "train" / "part.1").read_bytes()
     # a different teacher recipe into the same folder trains again
     assert main(["run", str(other), "--quiet", "--steps", "teacher", "--set", "teacher.epochs=1"]) == 0
     assert "[teacher] running" in capsys.readouterr().err

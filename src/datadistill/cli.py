@@ -42,7 +42,7 @@ def _run_augment(args) -> None:
                                         ngram_max=args.ngram_max, seed=args.seed, tokenizer=args.tokenizer,
                                         workers=args.workers), "augment")
     stats = augment_file(args.input, args.output, cfg, label_column=args.label_column,
-                         skip_bad_lines=args.skip_bad_lines, progress=_bars(args))
+                         skip_bad_lines=args.skip_bad_lines, progress=_bars(args), cache=args.cache)
     print(f"augment: {stats.summary()}; wrote {args.output}", file=sys.stderr)
 
 
@@ -212,6 +212,8 @@ def _add_label(sub) -> None:
     p.add_argument("--unk-token", default="[UNK]",
                    help="--teacher-cmd's unknown token, put where augmentation wrote [UNK] (a --model teacher "
                         "uses its tokenizer's own)")
+    p.add_argument("--cache", help="score cache file of this teacher (created if missing): texts found there are "
+                                    "not scored again, new scores are added")
     p.add_argument("--skip-bad-lines", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_label)
@@ -229,7 +231,7 @@ def _run_label(args) -> None:
         teacher = CommandTeacher(args.teacher_cmd, labels=args.labels.split(",") if args.labels else None,
                                  timeout=args.timeout, unk_token=args.unk_token)
     stats = label_file(teacher, args.input, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                       skip_bad_lines=args.skip_bad_lines, progress=_bars(args))
+                       skip_bad_lines=args.skip_bad_lines, progress=_bars(args), cache=args.cache)
     print(f"label: {stats.summary()}; wrote {args.output}", file=sys.stderr)
 
 

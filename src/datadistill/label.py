@@ -7,6 +7,11 @@ again counts the complete lines already there (dropping a torn last line), skips
 rows and continues. `OUTPUT.partial.json` records the input (path, size, mtime) and the teacher;
 if either changed, labelling starts over. At the end the partial file is renamed to OUTPUT.
 
+With `cache` (the pipeline keeps one in the teacher folder), every score is also appended to a
+score cache keyed by the text(s) as the teacher saw them, valid for that one teacher: rows whose
+text is there are not scored again. Runs that share a teacher share its scores: case 1 and case 2
+augment the same way, and raising `max_label_rows` scores only the new rows.
+
 Output TSV: label text_a [text_b] [tokens_a [tokens_b]] probs logits: label is the teacher's hard
 label; probs/logits are space-separated in the teacher's label order (empty when it has none);
 the texts are written as read (with `[UNK]` where augmentation put it).
@@ -34,12 +39,53 @@ class LabelStats:
     resumed_from: int = 0  # rows found already done
     seconds: float = 0.0
     label_counts: dict | None = None
+    cached: int = 0        # rows taken from the score cache, not scored
 
     def summary(self) -> str:
-        new = self.rows - self.resumed_from
-        rate = new / self.seconds if self.seconds else float("inf")
+        scored = self.rows - self.resumed_from - self.cached
+        rate = f", {scored / self.seconds:,.1f} rows/s" if scored and self.seconds else ""
         resumed = f" (resumed after {self.resumed_from} rows)" if self.resumed_from else ""
-        return f"labelled {self.rows} rows{resumed} in {self.seconds:.1f}s ({rate:,.1f} rows/s); labels {self.label_counts}"
+        cached = f"; {self.cached} from the score cache" if self.cached else ""
+        return (f"labelled {self.rows} rows{resumed} in {self.seconds:.1f}s ({scored} scored{rate}{cached}); "
+                f"labels {self.label_counts}")
+
+
+class ScoreCache:
+    """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
+    first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored."""
+
+    def __init__(self, path: str | Path, teacher: Teacher, log=None) -> None:
+        self.path = Path(path)
+        self.teacher = teacher.describe()
+        self.scores: dict[tuple[str, str], tuple[str, str, str]] = {}
+        head = json.dumps({"teacher": self.teacher})
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                if f.readline().rstrip("\n") == f"# {head}":
+                    for line in f:
+                        parts = line.rstrip("\n").split("\t")
+                        if line.endswith("\n") and len(parts) == 5:
+                            self.scores[(parts[0], parts[1])] = (parts[2], parts[3], parts[4])
+                elif log:
+                    log(f"label: {self.path} holds another teacher's scores; starting a new cache")
+        if not self.scores:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"# {head}\n", encoding="utf-8")
+
+    def get(self, a: str, b: str | None) -> tuple[str, str, str] | None:
+        return self.scores.get((clean_field(a), clean_field(b or "")))
+
+    def add(self, rows: list[tuple[str, str | None, str, str, str]]) -> None:
+        """Append (text_a, text_b, label, probs, logits) rows, durably."""
+        lines = []
+        for a, b, lab, p, z in rows:
+            key = (clean_field(a), clean_field(b or ""))
+            self.scores[key] = (lab, p, z)
+            lines.append("\t".join((*key, lab, p, z)) + "\n")
+        with open(self.path, "a", encoding="utf-8", newline="\n") as f:
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _fingerprint(input_path: Path, teacher: Teacher) -> dict:
@@ -74,7 +120,8 @@ def _fmt(values) -> str:
 
 
 def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path, batch_size: int = 64,
-               chunk_size: int = 1024, skip_bad_lines: bool = False, progress: bool = True, log=None) -> LabelStats:
+               chunk_size: int = 1024, skip_bad_lines: bool = False, progress: bool = True, log=None,
+               cache: str | Path | None = None) -> LabelStats:
     """Label every row of `input_path` with `teacher` into `output_path` (see the module docstring)."""
     from tqdm import tqdm
 
@@ -96,6 +143,7 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
     meta_path.write_text(json.dumps(meta))
 
     stats = LabelStats(resumed_from=done)
+    scores = ScoreCache(cache, teacher, log) if cache else None
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
     rows = iter(reader)
@@ -127,14 +175,25 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
             a = [ex.text_a.replace(UNK, teacher.unk_token) for ex in chunk]
             b = [(ex.text_b or "").replace(UNK, teacher.unk_token) for ex in chunk] if pair else None
             labels: list[str] = [""] * len(chunk)
-            probs: list = [None] * len(chunk)
-            logits: list = [None] * len(chunk)
-            for idx in length_batches([len(t) for t in a], batch_size):
+            probs: list[str] = [""] * len(chunk)    # formatted, as written
+            logits: list[str] = [""] * len(chunk)
+            todo = []
+            for i in range(len(chunk)):
+                hit = scores.get(a[i], b[i] if b is not None else None) if scores else None
+                if hit:
+                    labels[i], probs[i], logits[i] = hit
+                    stats.cached += 1
+                else:
+                    todo.append(i)
+            for idx in length_batches([len(a[i]) for i in todo], batch_size):
+                idx = [todo[j] for j in idx]
                 sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
                 for k, i in enumerate(idx):
                     labels[i] = sc.labels[k]
-                    probs[i] = sc.probs[k] if sc.probs is not None else None
-                    logits[i] = sc.logits[k] if sc.logits is not None else None
+                    probs[i] = _fmt(sc.probs[k] if sc.probs is not None else None)
+                    logits[i] = _fmt(sc.logits[k] if sc.logits is not None else None)
+            if scores and todo:
+                scores.add([(a[i], b[i] if b is not None else None, labels[i], probs[i], logits[i]) for i in todo])
             lines = []
             for ex, lab, p, z in zip(chunk, labels, probs, logits):
                 fields = [lab, clean_field(ex.text_a)] + ([clean_field(ex.text_b or "")] if pair else [])
@@ -142,7 +201,7 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
                     fields.append(" ".join(ex.tokens_a or []))
                     if pair:
                         fields.append(" ".join(ex.tokens_b or []))
-                fields += [_fmt(p), _fmt(z)]
+                fields += [p, z]
                 lines.append("\t".join(fields) + "\n")
                 counts[lab] = counts.get(lab, 0) + 1
             f.write("".join(lines))

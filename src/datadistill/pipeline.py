@@ -57,6 +57,7 @@ class PipelineData:
 class LabelConfig:
     batch_size: int = 64
     chunk_size: int = 1024
+    cache: bool = True      # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
 
 
 @dataclass
@@ -224,7 +225,8 @@ class Pipeline:
             src = self._label_input()
         teacher = HFTeacher(self.paths["teacher"], batch_size=self.cfg.label.batch_size)
         stats = label_file(teacher, src, self.paths["part1"], batch_size=self.cfg.label.batch_size,
-                           chunk_size=self.cfg.label.chunk_size, progress=self.progress, log=self.log)
+                           chunk_size=self.cfg.label.chunk_size, progress=self.progress, log=self.log,
+                           cache=self.paths["teacher"] / "scores.tsv" if self.cfg.label.cache else None)
         self.log(f"[label] {stats.summary()}")
 
     def step_students(self) -> None:
