@@ -42,7 +42,7 @@ def _run_augment(args) -> None:
                                         ngram_max=args.ngram_max, seed=args.seed, tokenizer=args.tokenizer,
                                         workers=args.workers), "augment")
     stats = augment_file(args.input, args.output, cfg, label_column=args.label_column,
-                         skip_bad_lines=args.skip_bad_lines, progress=_bars(args), cache=args.cache)
+                         skip_bad_lines=args.skip_bad_lines, progress=_bars(args))
     print(f"augment: {stats.summary()}; wrote {args.output}", file=sys.stderr)
 
 
