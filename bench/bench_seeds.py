@@ -42,7 +42,7 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     pipe = Pipeline(cfg)
     p, student = pipe.paths, cfg.students[args.student]
-    if not p["part1"].exists():
+    if "distilled" in args.kinds and not p["part1"].exists():
         sys.exit(f"{p['part1']} is missing: run `datadistill run {args.config} --steps label` first")
     distill_train = from_dict(TrainConfig, {**to_dict(cfg.train), **cfg.distill}, "distill")
     kinds = {"base": ([], cfg.train), "distilled": ([str(p["part1"])], distill_train)}
