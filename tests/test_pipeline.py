@@ -103,6 +103,9 @@ def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys):
     assert "[teacher] up to date, skipped" in capsys.readouterr().err
     report = json.loads((tmp_path / "work2" / "report" / "report.json").read_text())
     assert report["rows"][0]["model"] == "teacher" and report["rows"][0]["size_mb"] > 0
+    model_files = [f for f in shared.iterdir() if f.is_file() and f.name != "scores.tsv" and f.name[0] != "."]
+    assert (shared / "scores.tsv").exists()  # the score cache is not part of the teacher's size
+    assert report["rows"][0]["size_mb"] == pytest.approx(sum(f.stat().st_size for f in model_files) / 2**20)
     # a third run labels the same texts: every score comes from the teacher's score cache
     third = _write(tmp_path, {**cfg, "work": str(tmp_path / "work3")})
     assert main(["run", str(third), "--quiet", "--steps", "augment,label"]) == 0

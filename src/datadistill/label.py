@@ -50,6 +50,9 @@ class LabelStats:
                 f"labels {self.label_counts}")
 
 
+SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
+
+
 class ScoreCache:
     """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
     first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored."""

@@ -215,7 +215,7 @@ class Pipeline:
         return self.paths["label_input"]
 
     def step_label(self) -> None:
-        from .label import label_file
+        from .label import SCORE_CACHE, label_file
         from .teacher.hf import HFTeacher
 
         self.paths["part0"].parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ class Pipeline:
         teacher = HFTeacher(self.paths["teacher"], batch_size=self.cfg.label.batch_size)
         stats = label_file(teacher, src, self.paths["part1"], batch_size=self.cfg.label.batch_size,
                            chunk_size=self.cfg.label.chunk_size, progress=self.progress, log=self.log,
-                           cache=self.paths["teacher"] / "scores.tsv" if self.cfg.label.cache else None)
+                           cache=self.paths["teacher"] / SCORE_CACHE if self.cfg.label.cache else None)
         self.log(f"[label] {stats.summary()}")
 
     def step_students(self) -> None:

@@ -22,7 +22,11 @@ from .speed import latency, throughput
 
 
 def _size_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 2**20
+    """The model's files: not the teacher's score cache or step records kept beside them."""
+    from .label import SCORE_CACHE
+
+    return sum(f.stat().st_size for f in folder.iterdir()
+               if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith(".")) / 2**20
 
 
 def _row(name: str, kind: str, labels: list[str], predict_ids, predict_batch, texts, gold, params: int, folder: Path,
