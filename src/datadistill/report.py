@@ -18,13 +18,12 @@ import torch
 
 from .data.io import ExampleReader
 from .evaluate import classification_metrics
+from .label import SCORE_CACHE
 from .speed import latency, throughput
 
 
 def _size_mb(folder: Path) -> float:
     """The model's files: not the teacher's score cache or step records kept beside them."""
-    from .label import SCORE_CACHE
-
     return sum(f.stat().st_size for f in folder.iterdir()
                if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith(".")) / 2**20
 
