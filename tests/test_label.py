@@ -120,3 +120,27 @@ def test_score_cache_scores_each_text_once_per_teacher(tmp_path, capsys):
     run(second, tmp_path / "b.2", cmd_arg=f"{sys.executable} {teacher} {seen} other")
     assert "holds another teacher's scores; starting a new cache" in capsys.readouterr().err
     assert len(cache.read_text().splitlines()) == 1 + 80
+
+
+def test_without_a_bar_labelling_logs_rows_done_rate_and_time_left(tmp_path):
+    """A job writing to a log file (no tty, no bar) still shows how far it is."""
+    from datadistill.label import label_file
+    from datadistill.teacher.base import Teacher, TeacherScores
+
+    class Keyword(Teacher):
+        name = "keyword"
+
+        def score(self, texts_a, texts_b=None):
+            return TeacherScores(labels=["1" if "好" in t else "0" for t in texts_a])
+
+    texts = [t for _, t in synthetic_sentiment(100)]
+    data = write_tsv(tmp_path / "aug.tsv", [(t,) for t in texts], header=("text_a",))
+    lines: list[str] = []
+    stats = label_file(Keyword(), data, tmp_path / "part.1", batch_size=8, chunk_size=25, progress=False,
+                       log=lines.append, log_every=0)
+    assert stats.rows == 100
+    assert [ln.split(" rows")[0] for ln in lines] == [f"label: {n} of about 100" for n in (25, 50, 75, 100)]
+    assert "(25 %), 0 from the score cache" in lines[0] and " left" in lines[0] and " left" not in lines[-1]
+    quiet: list[str] = []
+    label_file(Keyword(), data, tmp_path / "again.1", chunk_size=25, progress=False, log=quiet.append)
+    assert quiet == []                              # default: at most one line a minute

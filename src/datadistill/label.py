@@ -122,10 +122,27 @@ def _fmt(values) -> str:
     return "" if values is None else " ".join(f"{x:.6g}" for x in values)
 
 
+def _count_lines(path: Path) -> int:
+    """Lines in a file (a last line without a newline counts), read in 1 MiB blocks."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for buf in iter(lambda: f.read(1 << 20), b""):
+            n, last = n + buf.count(b"\n"), buf[-1:]
+    return n + (last != b"\n")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path, batch_size: int = 64,
                chunk_size: int = 1024, skip_bad_lines: bool = False, progress: bool = True, log=None,
-               cache: str | Path | None = None) -> LabelStats:
-    """Label every row of `input_path` with `teacher` into `output_path` (see the module docstring)."""
+               cache: str | Path | None = None, log_every: float = 60.0) -> LabelStats:
+    """Label every row of `input_path` with `teacher` into `output_path` (see the module docstring).
+
+    Without a progress bar (`progress=False`, e.g. a job writing to a log file) a line with the rows
+    done, the scoring rate and the time left is logged at most every `log_every` seconds.
+    """
     from tqdm import tqdm
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -174,6 +191,9 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
             f.truncate()
             f.write("\t".join(header) + "\n")
         bar = tqdm(desc="labelling", unit="row", initial=done, disable=not progress, file=sys.stderr)
+        # for the log lines: rows in the file (about: lenient reading may skip some)
+        expected = _count_lines(input_path) - (reader.fmt == "tsv") if not progress else 0
+        last_log = time.perf_counter()
         for chunk in _chunks(stream, chunk_size):
             a = [ex.text_a.replace(UNK, teacher.unk_token) for ex in chunk]
             b = [(ex.text_b or "").replace(UNK, teacher.unk_token) for ex in chunk] if pair else None
@@ -211,6 +231,13 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
             f.flush()
             os.fsync(f.fileno())
             bar.update(len(chunk))
+            now = time.perf_counter()
+            if not progress and now - last_log >= log_every:
+                last_log, n_done = now, done + sum(counts.values())
+                rate = (n_done - done) / max(now - t0, 1e-9)           # rows per second, cache hits included
+                left = f", about {_duration((expected - n_done) / rate)} left" if rate and expected > n_done else ""
+                log(f"label: {n_done:,} of about {expected:,} rows ({100 * n_done / max(expected, 1):.0f} %), "
+                    f"{stats.cached:,} from the score cache, {rate:.1f} rows/s{left}")
         bar.close()
         total = done + sum(counts.values())
     os.replace(partial, output_path)
