@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +65,17 @@ def test_pipeline_runs_writes_the_seed_layout_and_skips_finished_steps(tmp_path,
     err = capsys.readouterr().err
     for step in ("teacher", "augment", "label", "students", "report"):
         assert f"[{step}] up to date, skipped" in err
+    # the data written again with the same bytes and other times (a fresh copy of the data folder): no rerun
+    for k in ("train", "dev", "test"):
+        f = Path(cfg["data"][k])
+        data = f.read_bytes()
+        f.unlink()
+        f.write_bytes(data)
+        os.utime(f, (1e9, 1e9))
+    assert main(["run", str(path), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert all(f"[{step}] up to date, skipped" in err for step in ("teacher", "augment", "label", "students", "report"))
+    assert "[students] training" not in err
     # a changed student setting reruns the students and the report only
     assert main(["run", str(path), "--quiet", "--set", "train.epochs=2"]) == 0
     err = capsys.readouterr().err

@@ -53,6 +53,12 @@ class LabelStats:
 SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
 
 
+def model_files(folder: str | Path) -> list[Path]:
+    """A model folder's own files, sorted: not the score cache or the step records kept beside them."""
+    return sorted(f for f in Path(folder).iterdir()
+                  if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith("."))
+
+
 class ScoreCache:
     """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
     first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored."""

@@ -9,8 +9,8 @@ Steps (in order; `--steps` picks some):
                                                                       -> WORK/student/<name>_base/, <name>/
   report    test accuracy, size and measured speed of every model     -> WORK/report/
 
-A step is skipped when its fingerprint (its config section, the fingerprints of its inputs, the
-presence of its outputs) matches the one recorded in WORK/.steps/<step>.json (the teacher's in
+A step is skipped when its fingerprint (its config section, the content digests of its input files,
+the presence of its outputs) matches the one recorded in WORK/.steps/<step>.json (the teacher's in
 its own folder, so several runs can share one teacher) after it last finished, so a killed run started again resumes at the first unfinished step (labelling also
 resumes inside the step).
 """
@@ -91,12 +91,25 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     return from_dict(RunConfig, raw, str(path))
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _file_fp(path: str | Path) -> str:
+    """A file's content digest (sha256, 16 hex digits), not its path or time: data copied again with
+    the same bytes (a fresh clone, a re-provisioned data folder) must not redo a 40-minute teacher.
+    Memoised per (path, size, mtime), so a run reads each file once (~1 GB/s)."""
     p = Path(path)
     if not p.exists():
         return "missing"
     st = p.stat()
-    return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
 
 
 def _digest(obj) -> str:
@@ -123,13 +136,20 @@ class Pipeline:
         if step == "augment":
             return {"cfg": to_dict(c.augment), "in": [_file_fp(c.data.train)]}
         if step == "label":
-            return {"cfg": [to_dict(c.label), to_dict(c.data)], "in": [_file_fp(p["teacher"] / "teacher.json"),
+            return {"cfg": [to_dict(c.label), to_dict(c.data)], "in": [self._teacher_fp(),
                     _file_fp(p["aug"]) if c.augment else None] + [_file_fp(u) for u in c.data.unlabelled]}
         if step == "students":
             return {"cfg": [to_dict(c.students), to_dict(c.train), c.distill, c.shards],
                     "in": [_file_fp(p["part0"]), _file_fp(p["part1"]), _file_fp(c.data.dev), _file_fp(c.data.test)]}
         return {"in": [_file_fp(self.work / "student" / n / "metrics.json") for n in self._model_names()]
-                + [_file_fp(p["teacher"] / "teacher.json"), _file_fp(c.data.test)]}
+                + [self._teacher_fp(), _file_fp(c.data.test)]}
+
+    def _teacher_fp(self) -> list[str]:
+        """The teacher's weights and settings (its model files), so a retrained teacher relabels."""
+        from .label import model_files
+
+        t = self.paths["teacher"]
+        return [f"{f.name}:{_file_fp(f)}" for f in model_files(t)] if t.is_dir() else ["missing"]
 
     def _outputs(self, step: str) -> list[Path]:
         p = self.paths
@@ -219,7 +239,7 @@ class Pipeline:
         from .teacher.hf import HFTeacher
 
         self.paths["part0"].parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(self.cfg.data.train, self.paths["part0"])  # keeps its mtime: baselines stay up to date
+        shutil.copy2(self.cfg.data.train, self.paths["part0"])  # same bytes: baselines stay up to date
         src = self.paths["label_input"]
         if not (self.paths["part1"].with_name("part.1.partial").exists() and src.exists()):
             src = self._label_input()

@@ -18,14 +18,13 @@ import torch
 
 from .data.io import ExampleReader
 from .evaluate import classification_metrics
-from .label import SCORE_CACHE
+from .label import model_files
 from .speed import latency, throughput
 
 
 def _size_mb(folder: Path) -> float:
     """The model's files: not the teacher's score cache or step records kept beside them."""
-    return sum(f.stat().st_size for f in folder.iterdir()
-               if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith(".")) / 2**20
+    return sum(f.stat().st_size for f in model_files(folder)) / 2**20
 
 
 def _row(name: str, kind: str, labels: list[str], predict_ids, predict_batch, texts, gold, params: int, folder: Path,
