@@ -28,7 +28,7 @@ from typing import Callable
 
 from .augment import AugmentConfig, augment_file
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
-from .data.io import ExampleReader, atomic_write, clean_field
+from .data.io import ExampleReader, atomic_write, clean_field, file_digest
 from .student import DataConfig, StudentConfig, StudentRunConfig, train_student
 from .teacher.hf import TeacherTrainConfig
 from .train import TrainConfig
@@ -91,25 +91,9 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     return from_dict(RunConfig, raw, str(path))
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
 def _file_fp(path: str | Path) -> str:
-    """A file's content digest (sha256, 16 hex digits), not its path or time: data copied again with
-    the same bytes (a fresh clone, a re-provisioned data folder) must not redo a 40-minute teacher.
-    Memoised per (path, size, mtime), so a run reads each file once (~1 GB/s)."""
-    p = Path(path)
-    if not p.exists():
-        return "missing"
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()[:16]
-    return _DIGESTS[key]
+    """A file's content digest, "missing" if absent (see `file_digest`)."""
+    return file_digest(path) if Path(path).exists() else "missing"
 
 
 def _digest(obj) -> str:
@@ -149,7 +133,7 @@ class Pipeline:
         from .label import model_files
 
         t = self.paths["teacher"]
-        return [f"{f.name}:{_file_fp(f)}" for f in model_files(t)] if t.is_dir() else ["missing"]
+        return [f"{f.name}={file_digest(f)}" for f in model_files(t)] if t.is_dir() else ["missing"]
 
     def _outputs(self, step: str) -> list[Path]:
         p = self.paths

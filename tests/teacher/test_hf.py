@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import shutil
 import subprocess
 import sys
 
@@ -65,6 +66,12 @@ def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys):
     assert np.allclose(sc.probs.sum(1), 1.0, atol=1e-5) and sc.logits.shape == (60, 2)
     # reloading gives the same scores (save -> load round trip)
     assert np.allclose(HFTeacher(out).logits([e.text_a for e in dev]), sc.logits, atol=1e-5)
+    # a copy of the folder is the same teacher (its score cache stays valid); changed weights are not
+    copied = HFTeacher(shutil.copytree(out, tmp / "copied"))
+    assert copied.describe() == teacher.describe()
+    with open(tmp / "copied" / "model.safetensors", "ab") as f:
+        f.write(b"\0")
+    assert copied.describe() != teacher.describe()
 
     # the seed's classic mode: stdin text -> text<TAB>label<TAB>probabilities
     texts = [e.text_a for e in dev[:4]]

@@ -286,8 +286,11 @@ class HFTeacher(Teacher):
         self.batch_size = batch_size
 
     def describe(self) -> str:
-        st = (self.folder / TEACHER_JSON).stat()
-        return f"hf:{self.folder.resolve()}:{st.st_mtime_ns}"
+        """The model files' bytes, not the folder's path or times: a copied teacher keeps its score cache."""
+        from ..data.io import file_digest
+        from ..label import model_files
+
+        return "hf:" + ",".join(f"{f.name}={file_digest(f)}" for f in model_files(self.folder))
 
     def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
         return _predict(self.model, self.encoder, texts_a, texts_b, self.batch_size, self.device, self.precision)
