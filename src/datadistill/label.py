@@ -59,6 +59,13 @@ def model_files(folder: str | Path) -> list[Path]:
                   if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith("."))
 
 
+def model_digest(folder: str | Path) -> str:
+    """`name=digest,...` over a model folder's own files: its identity by content, not path or times."""
+    from .data.io import file_digest
+
+    return ",".join(f"{f.name}={file_digest(f)}" for f in model_files(folder))
+
+
 class ScoreCache:
     """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
     first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored."""

@@ -11,8 +11,8 @@ Steps (in order; `--steps` picks some):
 
 A step is skipped when its fingerprint (its config section, the content digests of its input files,
 the presence of its outputs) matches the one recorded in WORK/.steps/<step>.json (the teacher's in
-its own folder, so several runs can share one teacher) after it last finished, so a killed run started again resumes at the first unfinished step (labelling also
-resumes inside the step).
+its own folder, so several runs can share one teacher) after it last finished, so a killed run
+started again resumes at the first unfinished step (labelling also resumes inside the step).
 """
 from __future__ import annotations
 
@@ -128,12 +128,11 @@ class Pipeline:
         return {"in": [_file_fp(self.work / "student" / n / "metrics.json") for n in self._model_names()]
                 + [self._teacher_fp(), _file_fp(c.data.test)]}
 
-    def _teacher_fp(self) -> list[str]:
+    def _teacher_fp(self) -> str:
         """The teacher's weights and settings (its model files), so a retrained teacher relabels."""
-        from .label import model_files
+        from .label import model_digest
 
-        t = self.paths["teacher"]
-        return [f"{f.name}={file_digest(f)}" for f in model_files(t)] if t.is_dir() else ["missing"]
+        return model_digest(self.paths["teacher"]) if self.paths["teacher"].is_dir() else "missing"
 
     def _outputs(self, step: str) -> list[Path]:
         p = self.paths

@@ -287,10 +287,9 @@ class HFTeacher(Teacher):
 
     def describe(self) -> str:
         """The model files' bytes, not the folder's path or times: a copied teacher keeps its score cache."""
-        from ..data.io import file_digest
-        from ..label import model_files
+        from ..label import model_digest
 
-        return "hf:" + ",".join(f"{f.name}={file_digest(f)}" for f in model_files(self.folder))
+        return "hf:" + model_digest(self.folder)
 
     def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
         return _predict(self.model, self.encoder, texts_a, texts_b, self.batch_size, self.device, self.precision)
