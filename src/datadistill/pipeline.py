@@ -12,7 +12,8 @@ Steps (in order; `--steps` picks some):
 A step is skipped when its fingerprint (its config section, the content digests of its input files,
 the presence of its outputs) matches the one recorded in WORK/.steps/<step>.json (the teacher's in
 its own folder, so several runs can share one teacher) after it last finished, so a killed run
-started again resumes at the first unfinished step (labelling also resumes inside the step).
+started again resumes at the first unfinished step (labelling also resumes inside the step, the
+teacher's fine-tuning at its last dev evaluation).
 """
 from __future__ import annotations
 

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -120,3 +122,39 @@ def test_finetune_from_a_teacher_config_file(files, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"teacher": {"model": str(ckpt)}, "students": {}}))
     assert main(["teacher", "finetune", "--config", str(bad)]) == 2
+
+
+def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_stopped(files, tmp_path):
+    """The teacher is the longest step (40+ min on a CPU): a kill must not throw that work away."""
+    from datadistill.teacher.hf import CHECKPOINT, TEACHER_JSON
+
+    ckpt = tiny_checkpoint(tmp_path / "base", "bert")
+    args = ["teacher", "finetune", "--model", str(ckpt), "--train", str(files["train"]), "--dev", str(files["dev"]),
+            "--quiet", "--set", "epochs=12", "--set", "patience=100", "--set", "lr=2e-3", "--set", "batch_size=16",
+            "--set", "max_len=64", "--set", "eval_every=5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole"
+    r = subprocess.run([sys.executable, "-m", "datadistill.cli", *args, "--out", str(whole)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert not (whole / CHECKPOINT).exists()  # removed once the teacher is saved
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / CHECKPOINT).exists():
+        time.sleep(0.01)
+    time.sleep(0.3)                         # a few steps past the checkpoint: they are redone
+    proc.kill()
+    proc.wait()
+    assert (out / CHECKPOINT).exists() and not (out / TEACHER_JSON).exists(), "killed too late to test resuming"
+    r2 = subprocess.run([sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)],
+                        capture_output=True, text=True, env=env)
+    assert r2.returncode == 0, r2.stderr
+    assert "resuming fine-tuning at step " in r2.stderr and "step 5 epoch 1" not in r2.stderr
+    # the same dev curve after the resume point, and the same weights at the end
+    tail = [ln for ln in r2.stderr.splitlines() if ln.startswith("step ")]
+    assert tail and all(ln in r.stderr for ln in tail)
+    assert (out / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
+    assert not (out / CHECKPOINT).exists()

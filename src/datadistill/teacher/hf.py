@@ -9,7 +9,9 @@ max_len), so `HFTeacher(folder)` reproduces the scores with nothing else.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 import math
 import sys
 import time
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..config import ConfigError, to_dict
 from ..batching import length_batches
 from ..data.io import Example
 from ..data.labels import LabelMap
@@ -29,6 +31,7 @@ from .base import Teacher, TeacherError, TeacherScores, register_teacher
 
 TEACHER_JSON = "teacher.json"
 HEAD_FILE = "head.safetensors"
+CHECKPOINT = ".finetune_checkpoint.pt"   # hidden: not one of the saved teacher's files
 
 
 def _transformers():
@@ -64,6 +67,7 @@ class TeacherTrainConfig:
     allow_download: bool = False    # let transformers fetch a hub name missing from the local cache
     max_steps: int = 0              # 0 = no limit (for smoke tests)
     group_by_length: bool = True    # batches of similar length (shuffled): ~3x fewer padded tokens at max_len 256
+    checkpoint: bool = True         # at each dev evaluation save the training state; a killed run resumes there
 
     def validate(self) -> None:
         if not self.model:
@@ -193,19 +197,32 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
     dev_a = [ex.text_a for ex in dev]
     dev_b = [ex.text_b or "" for ex in dev] if pair else None
     dev_y = np.array([label_map.id(ex.label) for ex in dev])
-    best_acc, best_state, bad, step, history = -1.0, None, 0, 0, []
     eval_every = cfg.eval_every or steps_per_epoch
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not progress, file=sys.stderr)
-    stop = False
-    for epoch in range(cfg.epochs):
+    ckpt = _Checkpoint(Path(out_dir) / CHECKPOINT, _run_id(cfg, train, dev), log) if cfg.checkpoint else None
+    # st: where training is; a checkpoint restores it with the weights, optimizer, schedule and RNGs
+    st = {"step": 0, "epoch": 0, "done_in_epoch": 0, "best_acc": -1.0, "bad": 0, "history": [], "seconds": 0.0}
+    best_state = None
+    if ckpt and (resumed := ckpt.load(model, opt, sched, rng, device)):
+        st, best_state = resumed
+        log(f"resuming fine-tuning at step {st['step']} of {total} from {ckpt.path}")
+    history, step = st["history"], st["step"]
+    t0 = time.perf_counter() - st["seconds"]
+    bar = tqdm(total=total, initial=step, desc="fine-tuning", unit="step", disable=not progress, file=sys.stderr)
+    stop = step >= total
+    for epoch in range(st["epoch"], cfg.epochs):
+        if stop:
+            break
         model.train()
+        epoch_rng = json.dumps(rng.bit_generator.state)  # the epoch's batches are re-drawn from this on resume
         if cfg.group_by_length:
             batches = length_batches(train_len, cfg.batch_size, rng)
         else:
             perm = rng.permutation(len(train))
             batches = [perm[s: s + cfg.batch_size] for s in range(0, len(perm), cfg.batch_size)]
-        for idx in batches:
+        skip = st["done_in_epoch"] if epoch == st["epoch"] else 0
+        for bi, idx in enumerate(batches):
+            if bi < skip:
+                continue
             enc = encoder([train[i].text_a for i in idx], [train[i].text_b or "" for i in idx] if pair else None, device)
             with _autocast(device, cfg.precision):
                 logits = _logits(model, enc)
@@ -219,25 +236,70 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
                 acc = float((z.argmax(-1) == dev_y).mean())
                 history.append({"step": step, "epoch": epoch + 1, "loss": loss.item(), "dev_accuracy": acc})
                 log(f"step {step} epoch {epoch + 1}: loss {loss.item():.4f} dev accuracy {acc * 100:.2f}"
-                    + (" (best)" if acc > best_acc else ""))
-                if acc > best_acc:
-                    best_acc, bad = acc, 0
+                    + (" (best)" if acc > st["best_acc"] else ""))
+                if acc > st["best_acc"]:
+                    st["best_acc"], st["bad"] = acc, 0
                     best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
                 else:
-                    bad += 1
-                    stop = bad >= cfg.patience
+                    st["bad"] += 1
+                    stop = st["bad"] >= cfg.patience
                 model.train()
+                if ckpt and not stop and step < total:
+                    st.update(step=step, epoch=epoch, done_in_epoch=bi + 1, seconds=time.perf_counter() - t0)
+                    ckpt.save(model, opt, sched, epoch_rng, st, best_state, device)
             if stop or step >= total:
                 stop = True
                 break
-        if stop:
-            break
     bar.close()
     model.load_state_dict(best_state)
     seconds = time.perf_counter() - t0
     save_teacher(out_dir, model, tok, label_map, cfg)
-    return {"dev_accuracy": best_acc, "steps": step, "seconds": seconds, "history": history,
+    if ckpt:
+        ckpt.path.unlink(missing_ok=True)
+    return {"dev_accuracy": st["best_acc"], "steps": step, "seconds": seconds, "history": history,
             "pooling": cfg.pooling, "prefix": cfg.prefix}
+
+
+def _run_id(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example]) -> str:
+    """What a checkpoint must match to be resumed: the settings and the data, byte for byte."""
+    h = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode())
+    for ex in train + dev:
+        h.update(f"{ex.label}\t{ex.text_a}\t{ex.text_b}\n".encode())
+    return h.hexdigest()[:16]
+
+
+class _Checkpoint:
+    """Fine-tuning state in one file, written atomically: weights, best weights, optimizer, schedule,
+    the numpy RNG at the start of the epoch (to re-draw its batches) and torch's RNGs, so a resumed
+    run takes the same steps as one that was never stopped."""
+
+    def __init__(self, path: Path, run_id: str, log) -> None:
+        self.path, self.run_id, self.log = path, run_id, log
+
+    def save(self, model, opt, sched, epoch_rng: str, st: dict, best_state: dict, device: torch.device) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({"run": self.run_id, "state": json.dumps(st), "epoch_rng": epoch_rng,
+                    "model": model.state_dict(), "best": best_state, "opt": opt.state_dict(),
+                    "sched": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
+        os.replace(tmp, self.path)
+
+    def load(self, model, opt, sched, rng: np.random.Generator, device: torch.device) -> tuple[dict, dict] | None:
+        if not self.path.exists():
+            return None
+        ck = torch.load(self.path, map_location="cpu", weights_only=True)
+        if ck["run"] != self.run_id:
+            self.log(f"{self.path} belongs to another fine-tuning run (settings or data differ); starting over")
+            return None
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        rng.bit_generator.state = json.loads(ck["epoch_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        if ck["cuda_rng"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(ck["cuda_rng"], device)
+        return json.loads(ck["state"]), ck["best"]
 
 
 def save_teacher(out_dir: str | Path, model: nn.Module, tok, label_map: LabelMap, cfg: TeacherTrainConfig) -> None:
