@@ -5,6 +5,7 @@
     python bench/bench_distill.py examples/pipeline_case1_unlabelled.json # + the unlabelled pool (GPU)
     python bench/bench_distill.py examples/pipeline_cpu_case2.json        # 256-token teacher on 2 CPU cores
     python bench/bench_distill.py examples/pipeline_cpu_case1.json        #   (shared with case 1), 30k labels
+    python bench/bench_distill.py examples/pipeline_cpu_case2_all.json    # case 2, all 95k augmented texts labelled
 
 Extra arguments go to `datadistill run` (e.g. --set data.max_label_rows=20000). Prints the report
 table, the seed's figures beside it, and writes bench/out/distill_<config name>.json.
