@@ -4,7 +4,7 @@ Rows are scored in chunks (`chunk_size`, in input order); inside a chunk they ar
 and put back in order. Each finished chunk is appended to `OUTPUT.partial` and fsync'd, so a run
 killed at any moment (even SIGKILL) loses at most the chunk in flight: the same command started
 again counts the complete lines already there (dropping a torn last line), skips that many input
-rows and continues. `OUTPUT.partial.json` records the input (path, size, mtime) and the teacher;
+rows and continues. `OUTPUT.partial.json` records the input's and the teacher's content digests;
 if either changed, labelling starts over. At the end the partial file is renamed to OUTPUT.
 
 With `cache` (the pipeline keeps one in the teacher folder), every score is also appended to a
@@ -28,7 +28,7 @@ from typing import Iterator
 
 
 from .batching import length_batches
-from .data.io import Example, ExampleReader, clean_field
+from .data.io import Example, ExampleReader, clean_field, file_digest
 from .teacher.base import Teacher, TeacherError
 from .text.vocab import UNK
 
@@ -61,8 +61,6 @@ def model_files(folder: str | Path) -> list[Path]:
 
 def model_digest(folder: str | Path) -> str:
     """`name=digest,...` over a model folder's own files: its identity by content, not path or times."""
-    from .data.io import file_digest
-
     return ",".join(f"{f.name}={file_digest(f)}" for f in model_files(folder))
 
 
@@ -105,9 +103,7 @@ class ScoreCache:
 
 
 def _fingerprint(input_path: Path, teacher: Teacher) -> dict:
-    st = input_path.stat()
-    return {"input": str(input_path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "teacher": teacher.describe()}
+    return {"input": file_digest(input_path), "teacher": teacher.describe()}
 
 
 def _complete_rows(partial: Path) -> int:
