@@ -28,7 +28,7 @@ from typing import Iterator
 
 
 from .batching import length_batches
-from .data.io import Example, ExampleReader, clean_field, file_digest
+from .data.io import SCORE_CACHE, Example, ExampleReader, clean_field, file_digest
 from .teacher.base import Teacher, TeacherError
 from .text.vocab import UNK
 
@@ -48,20 +48,6 @@ class LabelStats:
         cached = f"; {self.cached} from the score cache" if self.cached else ""
         return (f"labelled {self.rows} rows{resumed} in {self.seconds:.1f}s ({scored} scored{rate}{cached}); "
                 f"labels {self.label_counts}")
-
-
-SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
-
-
-def model_files(folder: str | Path) -> list[Path]:
-    """A model folder's own files, sorted: not the score cache or the step records kept beside them."""
-    return sorted(f for f in Path(folder).iterdir()
-                  if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith("."))
-
-
-def model_digest(folder: str | Path) -> str:
-    """`name=digest,...` over a model folder's own files: its identity by content, not path or times."""
-    return ",".join(f"{f.name}={file_digest(f)}" for f in model_files(folder))
 
 
 class ScoreCache:

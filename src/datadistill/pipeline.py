@@ -29,7 +29,7 @@ from typing import Callable
 
 from .augment import AugmentConfig, augment_file
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
-from .data.io import ExampleReader, atomic_write, clean_field, file_digest
+from .data.io import SCORE_CACHE, ExampleReader, atomic_write, clean_field, file_digest, model_digest
 from .student import DataConfig, StudentConfig, StudentRunConfig, train_student
 from .teacher.hf import TeacherTrainConfig
 from .train import TrainConfig
@@ -131,8 +131,6 @@ class Pipeline:
 
     def _teacher_fp(self) -> str:
         """The teacher's weights and settings (its model files), so a retrained teacher relabels."""
-        from .label import model_digest
-
         return model_digest(self.paths["teacher"]) if self.paths["teacher"].is_dir() else "missing"
 
     def _outputs(self, step: str) -> list[Path]:
@@ -219,7 +217,7 @@ class Pipeline:
         return self.paths["label_input"]
 
     def step_label(self) -> None:
-        from .label import SCORE_CACHE, label_file
+        from .label import label_file
         from .teacher.hf import HFTeacher
 
         self.paths["part0"].parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data.io import ExampleReader
+from .data.io import ExampleReader, model_files
 from .evaluate import classification_metrics
-from .label import model_files
 from .speed import latency, throughput
 
 

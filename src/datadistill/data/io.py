@@ -1,4 +1,5 @@
-"""Streaming readers and atomic writers for TSV (with header), JSON Lines and plain text.
+"""Streaming readers and atomic writers for TSV (with header), JSON Lines and plain text, and the
+content digests of files and model folders (what resume and step records compare).
 
 Column names follow ERNIE: `label`, `text_a`, optional `text_b`. Files written by datadistill add
 `tokens_a`/`tokens_b` (the segmented form, tokens joined by one space) and, for teacher-labelled
@@ -273,6 +274,20 @@ def file_digest(path: str | Path) -> str:
                 h.update(block)
         _DIGESTS[key] = h.hexdigest()[:16]
     return _DIGESTS[key]
+
+
+SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
+
+
+def model_files(folder: str | Path) -> list[Path]:
+    """A model folder's own files, sorted: not the score cache or the step records kept beside them."""
+    return sorted(f for f in Path(folder).iterdir()
+                  if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith("."))
+
+
+def model_digest(folder: str | Path) -> str:
+    """`name=digest,...` over a model folder's own files: its identity by content, not path or times."""
+    return ",".join(f"{f.name}={file_digest(f)}" for f in model_files(folder))
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import ConfigError, to_dict
 from ..batching import length_batches
-from ..data.io import Example
+from ..data.io import Example, model_digest
 from ..data.labels import LabelMap
 from ..train import optimizer_step, warmup_schedule
 from .base import Teacher, TeacherError, TeacherScores, register_teacher
@@ -349,8 +349,6 @@ class HFTeacher(Teacher):
 
     def describe(self) -> str:
         """The model files' bytes, not the folder's path or times: a copied teacher keeps its score cache."""
-        from ..label import model_digest
-
         return "hf:" + model_digest(self.folder)
 
     def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
