@@ -118,7 +118,10 @@ def _run_predict(args) -> None:
 def _add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="step 2: fine-tune a transformers teacher, or score texts with it")
     tsub = p.add_subparsers(dest="teacher_command", metavar="ACTION", required=True)
-    f = tsub.add_parser("finetune", help="fine-tune any sequence-classification checkpoint on labelled data")
+    f = tsub.add_parser("finetune", help="fine-tune any sequence-classification checkpoint on labelled data",
+                        description="Fine-tune a teacher. Resumable: at each dev evaluation the training state goes "
+                                    "to OUT/.finetune_checkpoint.pt, and the same command after a kill continues "
+                                    "from there (--set checkpoint=false turns this off).")
     f.add_argument("--config", help="JSON with a 'teacher' section (and 'data' with train/dev), e.g. "
                                     "examples/cls_ernie_fc_ch.json; the options below override it")
     f.add_argument("--model", help="checkpoint folder (ERNIE, BERT, RoBERTa, XLM-R ...), cached hub name, or "
@@ -129,7 +132,7 @@ def _add_teacher(sub) -> None:
     f.add_argument("--label-column", default="label")
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training setting, e.g. --set epochs=4 --set lr=5e-5 --set max_len=256 --set pooling=mean")
-    f.add_argument("--quiet", action="store_true")
+    f.add_argument("--quiet", action="store_true", help="no progress bar (dev evaluations are still logged)")
     f.set_defaults(func=_run_teacher_finetune)
     q = tsub.add_parser("predict", help="score texts: stdin lines in, text<TAB>label<TAB>probabilities out")
     q.add_argument("--model", required=True, help="a folder written by 'teacher finetune'")
@@ -215,7 +218,7 @@ def _add_label(sub) -> None:
     p.add_argument("--cache", help="score cache file of this teacher (created if missing): texts found there are "
                                     "not scored again, new scores are added")
     p.add_argument("--skip-bad-lines", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; a log line with rows done, rate and time left comes at most once a minute (also when stderr is not a terminal)")
     p.set_defaults(func=_run_label)
 
 
