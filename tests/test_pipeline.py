@@ -76,6 +76,10 @@ def test_pipeline_runs_writes_the_seed_layout_and_skips_finished_steps(tmp_path,
     err = capsys.readouterr().err
     assert all(f"[{step}] up to date, skipped" in err for step in ("teacher", "augment", "label", "students", "report"))
     assert "[students] training" not in err
+    # checkpointing off changes how a step runs, not what it makes: nothing is redone
+    assert main(["run", str(path), "--quiet", "--set", "train.checkpoint=false", "--set", "teacher.checkpoint=false"]) == 0
+    err = capsys.readouterr().err
+    assert all(f"[{step}] up to date, skipped" in err for step in ("teacher", "augment", "label", "students", "report"))
     # a changed student setting reruns the students and the report only
     assert main(["run", str(path), "--quiet", "--set", "train.epochs=2"]) == 0
     err = capsys.readouterr().err

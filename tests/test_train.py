@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -38,3 +40,61 @@ def test_part0_share_repeats_gold_rows():
     gold_share = np.isin(idx, np.arange(10)).mean()
     assert 0.25 <= gold_share < 0.30 and (idx >= 10).sum() == 90
     assert len(epoch_indices(rows, 0.0)) == 100
+
+
+class Killed(Exception):
+    pass
+
+
+def _kill_at_eval(n: int):
+    """A log that dies at the n-th dev evaluation, like a kill between two checkpoints."""
+    seen = []
+
+    def log(msg: str) -> None:
+        seen.append(msg)
+        if msg.startswith("step ") and sum(m.startswith("step ") for m in seen) == n:
+            raise Killed(msg)
+    return log, seen
+
+
+@pytest.mark.parametrize("arch", ["bow", "lstm"])
+def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(senti_files, tmp_path, arch):
+    """Distilling an LSTM on ~100k teacher-labelled rows takes most of an hour on a CPU: a kill must
+    not throw it away. Dropout (torch RNG), the epoch's batch order (numpy RNG) and AdamW all matter."""
+    from datadistill.student import CHECKPOINT, load_run_config, train_student
+
+    def cfg(out):
+        path = tmp_path / f"{out}.json"
+        path.write_text(json.dumps(small_config(senti_files, tmp_path, arch, epochs=3, eval_every=7)))
+        return load_run_config(path, [f"output={tmp_path / out}"])
+
+    whole = train_student(cfg("whole"), progress=False, log=lambda m: None)
+    assert not (tmp_path / "whole" / CHECKPOINT).exists()
+
+    log, seen = _kill_at_eval(5)  # 25 steps per epoch, evaluations at 7, 14, 21, 28, 35: resumes mid-epoch 2
+    with pytest.raises(Killed):
+        train_student(cfg("killed"), progress=False, log=log)
+    assert (tmp_path / "killed" / CHECKPOINT).exists() and not (tmp_path / "killed" / "model.safetensors").exists()
+    seen.clear()
+    resumed = train_student(cfg("killed"), progress=False, log=seen.append)
+    assert any(m.startswith("resuming training at step 28 of 75 from ") for m in seen), seen
+    assert resumed["history"] == whole["history"] and resumed["steps"] == whole["steps"]
+    assert (tmp_path / "killed" / "model.safetensors").read_bytes() == \
+        (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert not (tmp_path / "killed" / CHECKPOINT).exists()
+
+
+def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_path):
+    from datadistill.student import CHECKPOINT, load_run_config, train_student
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(small_config(senti_files, tmp_path, "bow", epochs=2, eval_every=5)))
+    log, _ = _kill_at_eval(2)
+    with pytest.raises(Killed):
+        train_student(load_run_config(path), progress=False, log=log)
+    assert (tmp_path / "bow" / CHECKPOINT).exists()
+    seen = []
+    m = train_student(load_run_config(path, ["train.lr=0.002"]), progress=False, log=seen.append)
+    assert f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings or data differ); " \
+           "starting over" in seen
+    assert m["history"][0]["step"] == 5 and not (tmp_path / "bow" / CHECKPOINT).exists()

@@ -51,7 +51,9 @@ def _add_student(sub) -> None:
     ssub = p.add_subparsers(dest="student_command", metavar="ACTION", required=True)
     t = ssub.add_parser("train", help="train a student from a JSON config",
                         description="Train on data.train (part.0) + data.teacher_labelled (part.1), select on dev, "
-                                    "report test, save a self-contained model folder.")
+                                    "report test, save a self-contained model folder. The training state is saved at each "
+                                    "dev evaluation to OUTPUT/.train_checkpoint.pt and the same command after a "
+                                    "kill continues from there (--set train.checkpoint=false turns this off).")
     t.add_argument("--config", help="JSON run config (see examples/)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.lr=1e-3 (repeatable)")

@@ -97,6 +97,17 @@ def _file_fp(path: str | Path) -> str:
     return file_digest(path) if Path(path).exists() else "missing"
 
 
+# Settings that change how a step runs, never what it produces: a step is not redone for them.
+NOT_IN_FINGERPRINT = ("checkpoint",)
+
+
+def _settings(cfg) -> dict:
+    """A config as a dict for a fingerprint, without the keys of NOT_IN_FINGERPRINT (at any depth)."""
+    def strip(d):
+        return {k: strip(v) for k, v in d.items() if k not in NOT_IN_FINGERPRINT} if isinstance(d, dict) else d
+    return strip(to_dict(cfg))
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -117,14 +128,14 @@ class Pipeline:
     def _fingerprint(self, step: str) -> dict:
         c, p = self.cfg, self.paths
         if step == "teacher":
-            return {"cfg": to_dict(c.teacher), "in": [_file_fp(c.data.train), _file_fp(c.data.dev)]}
+            return {"cfg": _settings(c.teacher), "in": [_file_fp(c.data.train), _file_fp(c.data.dev)]}
         if step == "augment":
             return {"cfg": to_dict(c.augment), "in": [_file_fp(c.data.train)]}
         if step == "label":
             return {"cfg": [to_dict(c.label), to_dict(c.data)], "in": [self._teacher_fp(),
                     _file_fp(p["aug"]) if c.augment else None] + [_file_fp(u) for u in c.data.unlabelled]}
         if step == "students":
-            return {"cfg": [to_dict(c.students), to_dict(c.train), c.distill, c.shards],
+            return {"cfg": [to_dict(c.students), _settings(c.train), _settings(c.distill), c.shards],
                     "in": [_file_fp(p["part0"]), _file_fp(p["part1"]), _file_fp(c.data.dev), _file_fp(c.data.test)]}
         return {"in": [_file_fp(self.work / "student" / n / "metrics.json") for n in self._model_names()]
                 + [self._teacher_fp(), _file_fp(c.data.test)]}
@@ -244,7 +255,7 @@ class Pipeline:
                 # Same config is not enough: part.1 is rewritten in place when the teacher or the
                 # label input changes, so the record also holds the fingerprints of the data files.
                 record = out / ".pipeline.json"
-                fp = _digest({"run": to_dict(run), "in": [_file_fp(f) for f in [p["part0"], *part1, c.data.dev]]})
+                fp = _digest({"run": _settings(run), "in": [_file_fp(f) for f in [p["part0"], *part1, c.data.dev]]})
                 if record.exists() and (out / "model.safetensors").exists() and \
                         json.loads(record.read_text()).get("fingerprint") == fp:
                     self.log(f"[students] {name}{suffix}: up to date")

@@ -26,6 +26,8 @@ from .text.tokenize import Tokenizer, get_tokenizer
 from .text.vocab import Vocab
 from .train import Row, TrainConfig, fit, predict_logits
 
+CHECKPOINT = ".train_checkpoint.pt"  # in the model folder while training; removed once the model is saved
+
 
 @dataclass
 class DataConfig:
@@ -137,8 +139,9 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
     model = build_student(s.arch, s.model, dims)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"student {s.arch}: {n_params:,} parameters")
+    ckpt = Path(cfg.output) / CHECKPOINT if cfg.train.checkpoint else None
     result = fit(model, featurizer.collate, rows["train"] + rows["part1"], rows["dev"], len(label_map), cfg.train,
-                 progress=progress, log=log)
+                 progress=progress, log=log, checkpoint=ckpt)
     model.cpu().eval()
     metrics = {"arch": s.arch, "parameters": n_params, "train_seconds": result.seconds, "steps": result.steps,
                "best_step": result.best_step, "history": result.history,
@@ -147,6 +150,8 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
     if rows["test"]:
         metrics["test"] = evaluate_rows(model, featurizer, rows["test"], label_map)
     save_model(cfg.output, model, featurizer, label_map, params=to_dict(model.cfg), metrics=metrics, command=command)
+    if ckpt:
+        ckpt.unlink(missing_ok=True)
     log(f"dev:  {format_metrics(metrics['dev']).splitlines()[0]}")
     if "test" in metrics:
         log(f"test: {format_metrics(metrics['test']).splitlines()[0]}")

@@ -6,10 +6,12 @@ weights kept, seeded, a progress bar with loss and accuracy.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 
 from .batching import length_batches
+from .checkpoint import TrainingCheckpoint, run_id
 from .config import ConfigError
 from .losses import LOSSES
 from .registry import unknown_name_message
@@ -41,6 +44,7 @@ class TrainConfig:
     part0_share: float = 0.2      # part.0 (gold) rows are repeated to be at least this share of an epoch
     eval_batch_size: int = 256
     max_steps: int = 0            # stop after this many steps (0 = no limit); for smoke tests
+    checkpoint: bool = True       # save the training state at each evaluation so a killed run resumes
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -154,13 +158,21 @@ def epoch_indices(rows: list[Row], part0_share: float) -> np.ndarray:
 
 
 def fit(model: nn.Module, collate: Callable, train_rows: list[Row], dev_rows: list[Row], num_labels: int,
-        cfg: TrainConfig, progress: bool = True, log=print) -> FitResult:
-    """Train `model` in place; at the end it holds the weights that scored best on dev."""
+        cfg: TrainConfig, progress: bool = True, log=print, checkpoint: str | Path | None = None) -> FitResult:
+    """Train `model` in place; at the end it holds the weights that scored best on dev.
+
+    With `checkpoint` (a file path) the whole training state is saved there at each dev evaluation,
+    and a later call with the same model, settings and rows continues from it, ending with the same
+    weights as a run never stopped. The caller removes the file once the model is saved.
+    """
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = resolve_device(cfg.device)
+    ckpt = None
+    if checkpoint:  # identity: settings, the initial weights (architecture, sizes, seed) and every row
+        ckpt = TrainingCheckpoint(checkpoint, _run_id(model, cfg, train_rows, dev_rows), log, "student training")
     model.to(device).train()
     loss_fn = LOSSES.get(cfg.loss)
     # no weight decay on embedding tables and biases
@@ -178,16 +190,27 @@ def fit(model: nn.Module, collate: Callable, train_rows: list[Row], dev_rows: li
     total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_schedule(total, cfg.warmup, cfg.schedule))
     dev_gold = np.array([r.label for r in dev_rows])
-    best = FitResult(best_dev_accuracy=-1.0, best_step=0, steps=0, seconds=0.0)
-    best_state = copy.deepcopy(model.state_dict())
-    bad_evals, step, t0 = 0, 0, time.perf_counter()
+    # st: where training is; a checkpoint restores it with the weights, optimizer, schedule and RNGs
+    st = {"step": 0, "epoch": 0, "done_in_epoch": 0, "best_acc": -1.0, "best_step": 0, "bad": 0, "history": [],
+          "seconds": 0.0, "run_loss": 0.0, "run_acc": 0.0}
+    best_state = None
+    if ckpt and (resumed := ckpt.load(model, opt, sched, rng, device)):
+        st, best_state = resumed
+        log(f"resuming training at step {st['step']} of {total} from {ckpt.path}")
+    best_state = best_state or copy.deepcopy(model.state_dict())
+    step, t0 = st["step"], time.perf_counter() - st["seconds"]
     eval_every = cfg.eval_every or steps_per_epoch
-    stop = False
-    for epoch in range(cfg.epochs):
-        bar = tqdm(length_batches(lengths, cfg.batch_size, rng), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", disable=not progress, file=sys.stderr, leave=False)
-        run_loss = run_acc = 0.0
-        for bi, b in enumerate(bar):
+    stop = step >= total
+    for epoch in range(st["epoch"], cfg.epochs):
+        if stop:
+            break
+        epoch_rng = json.dumps(rng.bit_generator.state)  # the epoch's batches are re-drawn from this on resume
+        batches = length_batches(lengths, cfg.batch_size, rng)
+        skip = st["done_in_epoch"] if epoch == st["epoch"] else 0
+        bar = tqdm(batches[skip:], desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", initial=skip,
+                   total=len(batches), disable=not progress, file=sys.stderr, leave=False)
+        run_loss, run_acc = (st["run_loss"], st["run_acc"]) if skip else (0.0, 0.0)
+        for bi, b in enumerate(bar, start=skip):
             batch = collate_rows(collate, [train_rows[i] for i in index[b]], num_labels, device)
             logits_S = model(batch)                                           # [B, C]
             loss = loss_fn(logits_S, batch["labels"], probs_T=batch.get("probs_T"), logits_T=batch.get("logits_T"),
@@ -202,23 +225,36 @@ def fit(model: nn.Module, collate: Callable, train_rows: list[Row], dev_rows: li
             if step % eval_every == 0 or step == total:
                 dev_acc = float((predict_logits(model, collate, dev_rows, num_labels, cfg.eval_batch_size, device)
                                  .argmax(-1) == dev_gold).mean()) if dev_rows else 0.0
-                best.history.append({"step": step, "epoch": epoch + 1, "train_loss": run_loss, "dev_accuracy": dev_acc})
-                improved = dev_acc > best.best_dev_accuracy
+                st["history"].append({"step": step, "epoch": epoch + 1, "train_loss": run_loss,
+                                      "dev_accuracy": dev_acc})
+                improved = dev_acc > st["best_acc"]
                 log(f"step {step} epoch {epoch + 1}: loss {run_loss:.4f} dev accuracy {dev_acc * 100:.2f}"
                     + (" (best)" if improved else ""))
                 if improved:
-                    best.best_dev_accuracy, best.best_step, bad_evals = dev_acc, step, 0
+                    st["best_acc"], st["best_step"], st["bad"] = dev_acc, step, 0
                     best_state = copy.deepcopy(model.state_dict())
                 else:
-                    bad_evals += 1
-                    if bad_evals >= cfg.patience:
-                        stop = True
+                    st["bad"] += 1
+                    stop = st["bad"] >= cfg.patience
+                if ckpt and not stop and step < total:
+                    st.update(step=step, epoch=epoch, done_in_epoch=bi + 1, run_loss=run_loss, run_acc=run_acc,
+                              seconds=time.perf_counter() - t0)
+                    ckpt.save(model, opt, sched, epoch_rng, st, best_state, device)
             if stop or step >= total:
                 stop = True
                 break
         bar.close()
-        if stop:
-            break
     model.load_state_dict(best_state)
-    best.steps, best.seconds = step, time.perf_counter() - t0
-    return best
+    return FitResult(best_dev_accuracy=st["best_acc"], best_step=st["best_step"], steps=step,
+                     seconds=time.perf_counter() - t0, history=st["history"])
+
+
+def _run_id(model: nn.Module, cfg: TrainConfig, train_rows: list[Row], dev_rows: list[Row]) -> str:
+    """Settings, initial weights and rows (ids, labels, teacher scores): what a checkpoint must match."""
+    parts: list = [type(model).__name__, {k: v for k, v in asdict(cfg).items() if k != "device"}]
+    parts += [v.detach().cpu().numpy() for v in model.state_dict().values()]
+    for rows in (train_rows, dev_rows):
+        parts.append(np.concatenate([r.a for r in rows] + [r.b for r in rows if r.b is not None] or [np.zeros(0)]))
+        parts.append(np.array([len(r.a) for r in rows] + [len(r.b) for r in rows if r.b is not None]))
+        parts.append([(r.label, r.gold, r.probs_T, r.logits_T) for r in rows])
+    return run_id(*parts)

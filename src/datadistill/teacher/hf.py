@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import math
 import sys
 import time
@@ -24,6 +23,7 @@ from torch import nn
 
 from ..config import ConfigError, to_dict
 from ..batching import length_batches
+from ..checkpoint import TrainingCheckpoint
 from ..data.io import Example, model_digest
 from ..data.labels import LabelMap
 from ..train import optimizer_step, warmup_schedule
@@ -198,7 +198,8 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
     dev_b = [ex.text_b or "" for ex in dev] if pair else None
     dev_y = np.array([label_map.id(ex.label) for ex in dev])
     eval_every = cfg.eval_every or steps_per_epoch
-    ckpt = _Checkpoint(Path(out_dir) / CHECKPOINT, _run_id(cfg, train, dev), log) if cfg.checkpoint else None
+    ckpt = TrainingCheckpoint(Path(out_dir) / CHECKPOINT, _run_id(cfg, train, dev), log,
+                              "fine-tuning") if cfg.checkpoint else None
     # st: where training is; a checkpoint restores it with the weights, optimizer, schedule and RNGs
     st = {"step": 0, "epoch": 0, "done_in_epoch": 0, "best_acc": -1.0, "bad": 0, "history": [], "seconds": 0.0}
     best_state = None
@@ -255,7 +256,7 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
     seconds = time.perf_counter() - t0
     save_teacher(out_dir, model, tok, label_map, cfg)
     if ckpt:
-        ckpt.path.unlink(missing_ok=True)
+        ckpt.remove()
     return {"dev_accuracy": st["best_acc"], "steps": step, "seconds": seconds, "history": history,
             "pooling": cfg.pooling, "prefix": cfg.prefix}
 
@@ -266,40 +267,6 @@ def _run_id(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example]) -
     for ex in train + dev:
         h.update(f"{ex.label}\t{ex.text_a}\t{ex.text_b}\n".encode())
     return h.hexdigest()[:16]
-
-
-class _Checkpoint:
-    """Fine-tuning state in one file, written atomically: weights, best weights, optimizer, schedule,
-    the numpy RNG at the start of the epoch (to re-draw its batches) and torch's RNGs, so a resumed
-    run takes the same steps as one that was never stopped."""
-
-    def __init__(self, path: Path, run_id: str, log) -> None:
-        self.path, self.run_id, self.log = path, run_id, log
-
-    def save(self, model, opt, sched, epoch_rng: str, st: dict, best_state: dict, device: torch.device) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"run": self.run_id, "state": json.dumps(st), "epoch_rng": epoch_rng,
-                    "model": model.state_dict(), "best": best_state, "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
-        os.replace(tmp, self.path)
-
-    def load(self, model, opt, sched, rng: np.random.Generator, device: torch.device) -> tuple[dict, dict] | None:
-        if not self.path.exists():
-            return None
-        ck = torch.load(self.path, map_location="cpu", weights_only=True)
-        if ck["run"] != self.run_id:
-            self.log(f"{self.path} belongs to another fine-tuning run (settings or data differ); starting over")
-            return None
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        rng.bit_generator.state = json.loads(ck["epoch_rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        if ck["cuda_rng"] is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(ck["cuda_rng"], device)
-        return json.loads(ck["state"]), ck["best"]
 
 
 def save_teacher(out_dir: str | Path, model: nn.Module, tok, label_map: LabelMap, cfg: TeacherTrainConfig) -> None:

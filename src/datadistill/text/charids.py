@@ -22,7 +22,7 @@ _LATIN_RE = re.compile(_LATIN)
 
 @functools.lru_cache(maxsize=1)
 def _space() -> np.ndarray:
-    """Every code point Python's `\s` (str.isspace) matches: never tokens. Built on first use, not at import."""
+    r"""Every code point Python's `\s` (str.isspace) matches: never tokens. Built on first use, not at import."""
     return np.array([c for c in range(sys.maxunicode + 1) if chr(c).isspace()], dtype=np.uint32)
 
 
