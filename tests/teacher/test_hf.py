@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 transformers = pytest.importorskip("transformers", reason="the transformers teacher needs 'transformers'")
 
@@ -142,9 +143,16 @@ def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+    def saved_step() -> int:  # the file is renamed into place, so a read sees a whole one
+        try:
+            return json.loads(torch.load(out / CHECKPOINT, weights_only=True)["state"])["step"]
+        except (FileNotFoundError, RuntimeError, EOFError):
+            return 0
+
     deadline = time.time() + 120
-    while time.time() < deadline and not (out / CHECKPOINT).exists():
-        time.sleep(0.01)
+    while time.time() < deadline and saved_step() < 20:  # 15 steps per epoch: resume inside epoch 2 or later,
+        time.sleep(0.01)                                  # so the epoch's batch order must be restored too
     time.sleep(0.3)                         # a few steps past the checkpoint: they are redone
     proc.kill()
     proc.wait()
@@ -153,6 +161,7 @@ def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_
                         capture_output=True, text=True, env=env)
     assert r2.returncode == 0, r2.stderr
     assert "resuming fine-tuning at step " in r2.stderr and "step 5 epoch 1" not in r2.stderr
+    assert int(r2.stderr.split("resuming fine-tuning at step ")[1].split()[0]) >= 20
     # the same dev curve after the resume point, and the same weights at the end
     tail = [ln for ln in r2.stderr.splitlines() if ln.startswith("step ")]
     assert tail and all(ln in r.stderr for ln in tail)
