@@ -9,12 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("transformers")
 
 from datadistill.cli import main  # noqa: E402
 from datadistill.data import read_examples  # noqa: E402
+from datadistill.data.io import score_cache_name  # noqa: E402
 from datadistill.pipeline import load_config, write_shards  # noqa: E402
+from datadistill.teacher.hf import resolve_precision  # noqa: E402
 from datadistill.config import ConfigError  # noqa: E402
 from tests.conftest import synthetic_sentiment, write_tsv  # noqa: E402
 from tests.teacher.test_hf import tiny_checkpoint  # noqa: E402
@@ -119,8 +122,10 @@ def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys):
     assert "[teacher] up to date, skipped" in capsys.readouterr().err
     report = json.loads((tmp_path / "work2" / "report" / "report.json").read_text())
     assert report["rows"][0]["model"] == "teacher" and report["rows"][0]["size_mb"] > 0
-    model_files = [f for f in shared.iterdir() if f.is_file() and f.name != "scores.tsv" and f.name[0] != "."]
-    assert (shared / "scores.tsv").exists()  # the score cache is not part of the teacher's size
+    model_files = [f for f in shared.iterdir() if f.is_file() and not f.name.startswith(("scores.", "."))]
+    # label.precision auto: bf16 on a CPU with native bf16, else fp32; one cache file per precision
+    cache = shared / score_cache_name(resolve_precision(torch.device("cpu"), "auto", inference=True))
+    assert cache.exists()  # the score cache is not part of the teacher's size
     assert report["rows"][0]["size_mb"] == pytest.approx(sum(f.stat().st_size for f in model_files) / 2**20)
     # a third run labels the same texts: every score comes from the teacher's score cache
     third = _write(tmp_path, {**cfg, "work": str(tmp_path / "work3")})

@@ -213,6 +213,9 @@ def _add_label(sub) -> None:
     p.add_argument("--output", required=True, help="the labelled file (part.1)")
     p.add_argument("--batch-size", type=int, default=256, help="texts per teacher call (default 256)")
     p.add_argument("--chunk-size", type=int, default=1024, help="rows made durable at a time (default 1024)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="a --model teacher's precision: auto = bf16 on a GPU that has it or on a CPU with native "
+                        "bf16 (AVX512-BF16/AMX, ~2.4x faster; same labels, probabilities within ~0.01), else fp32")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a teacher call may take (default 600)")
     p.add_argument("--unk-token", default="[UNK]",
                    help="--teacher-cmd's unknown token, put where augmentation wrote [UNK] (a --model teacher "
@@ -231,7 +234,7 @@ def _run_label(args) -> None:
     if args.model:
         from .teacher.hf import HFTeacher
 
-        teacher = HFTeacher(args.model, batch_size=args.batch_size)
+        teacher = HFTeacher(args.model, batch_size=args.batch_size, precision=args.precision)
     else:
         teacher = CommandTeacher(args.teacher_cmd, labels=args.labels.split(",") if args.labels else None,
                                  timeout=args.timeout, unk_token=args.unk_token)

@@ -28,7 +28,7 @@ from typing import Iterator
 
 
 from .batching import length_batches
-from .data.io import SCORE_CACHE, Example, ExampleReader, clean_field, file_digest
+from .data.io import Example, ExampleReader, clean_field, file_digest
 from .teacher.base import Teacher, TeacherError
 from .text.vocab import UNK
 

@@ -29,7 +29,7 @@ from typing import Callable
 
 from .augment import AugmentConfig, augment_file
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
-from .data.io import SCORE_CACHE, ExampleReader, atomic_write, clean_field, file_digest, model_digest
+from .data.io import ExampleReader, atomic_write, clean_field, file_digest, model_digest, score_cache_name
 from .student import DataConfig, StudentConfig, StudentRunConfig, train_student
 from .teacher.hf import TeacherTrainConfig
 from .train import TrainConfig
@@ -59,6 +59,11 @@ class LabelConfig:
     batch_size: int = 64
     chunk_size: int = 1024
     cache: bool = True      # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
+    precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2.4x faster), else fp32
+
+    def validate(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"label.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
 
 
 @dataclass
@@ -236,10 +241,13 @@ class Pipeline:
         src = self.paths["label_input"]
         if not (self.paths["part1"].with_name("part.1.partial").exists() and src.exists()):
             src = self._label_input()
-        teacher = HFTeacher(self.paths["teacher"], batch_size=self.cfg.label.batch_size)
+        teacher = HFTeacher(self.paths["teacher"], batch_size=self.cfg.label.batch_size,
+                            precision=self.cfg.label.precision)
+        self.log(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
+        cache = self.paths["teacher"] / score_cache_name(teacher.precision)
         stats = label_file(teacher, src, self.paths["part1"], batch_size=self.cfg.label.batch_size,
                            chunk_size=self.cfg.label.chunk_size, progress=self.progress, log=self.log,
-                           cache=self.paths["teacher"] / SCORE_CACHE if self.cfg.label.cache else None)
+                           cache=cache if self.cfg.label.cache else None)
         self.log(f"[label] {stats.summary()}")
 
     def step_students(self) -> None:
@@ -269,7 +277,7 @@ class Pipeline:
         from .report import write_report
 
         write_report(self.work, self.cfg, self._model_names(), self.paths["report"], log=self.log,
-                     teacher_dir=self.paths["teacher"])
+                     teacher_dir=self.paths["teacher"], teacher_precision=self.cfg.label.precision)
 
 
 def write_shards(parts: list[Path], out_dir: Path, n: int, seed: int = 1) -> list[Path]:

@@ -36,19 +36,20 @@ def _row(name: str, kind: str, labels: list[str], predict_ids, predict_batch, te
 
 
 def write_report(work: Path, cfg, model_names: list[str], out: Path, log: Callable[[str], None] = print,
-                 teacher_rows: int = 256, teacher_dir: Path | None = None) -> dict:
-    """Measure the teacher (in `teacher_dir`, default WORK/teacher) and every student; write report.md/json/png."""
+                 teacher_rows: int = 256, teacher_dir: Path | None = None, teacher_precision: str = "auto") -> dict:
+    """Measure the teacher (in `teacher_dir`, default WORK/teacher; in the precision it labels with) and
+    every student; write report.md/json/png."""
     from .predict import Predictor
     from .teacher.hf import HFTeacher
 
     test = list(ExampleReader(cfg.data.test, label_column=cfg.data.label_column))
     texts = [e.text_a for e in test]
     teacher_dir = Path(teacher_dir or work / "teacher")
-    teacher = HFTeacher(teacher_dir, device="cpu")
+    teacher = HFTeacher(teacher_dir, device="cpu", precision=teacher_precision)
     labels = teacher.label_names
     gold = np.array([labels.index(e.label) for e in test])
     t_params = sum(p.numel() for p in teacher.model.parameters())
-    log(f"[report] measuring the teacher ({t_params:,} parameters) on {len(texts)} test texts")
+    log(f"[report] measuring the teacher ({t_params:,} parameters, {teacher.precision}) on {len(texts)} test texts")
     rows = [_row("teacher", "teacher", labels, lambda ts: np.array([labels.index(x) for x in teacher.score(ts).labels]),
                  lambda ts: teacher.score(ts), texts, gold, t_params, teacher_dir, 20, texts[:teacher_rows])]
     for name in model_names:
@@ -59,6 +60,7 @@ def write_report(work: Path, cfg, model_names: list[str], out: Path, log: Callab
         ids = lambda ts, p=pred: p.logits(ts).argmax(-1)  # noqa: E731
         rows.append(_row(name, "baseline" if name.endswith("_base") else "distilled", labels, ids, pred.predict, texts,
                          gold, params, folder, 300, texts * 2))
+    rows[0]["precision"] = teacher.precision
     t_rate = rows[0]["texts_per_s"]
     for r in rows:
         r["speedup"] = r["texts_per_s"] / t_rate
@@ -73,8 +75,9 @@ def write_report(work: Path, cfg, model_names: list[str], out: Path, log: Callab
                      f"{r['parameters']:,} | {r['size_mb']:.1f} | {r['texts_per_s']:,.0f} | {r['p50_ms']:.2f} | "
                      f"{r['p99_ms']:.2f} | {r['speedup']:,.0f}x |")
     md = (f"# Distillation report\n\nTest set: `{cfg.data.test}` ({len(texts)} texts). Machine: {report['machine']}. "
-          f"Speed includes tokenization, measured in this run on the CPU (teacher throughput on the first "
-          f"{min(teacher_rows, len(texts))} test texts, latency on 20; students on all of them).\n\n"
+          f"Speed includes tokenization, measured in this run on the CPU (teacher in {teacher.precision}, as it "
+          f"labels; its throughput on the first {min(teacher_rows, len(texts))} test texts, latency on 20; "
+          f"students on all of them).\n\n"
           + "\n".join(lines) + "\n")
     (out / "report.md").write_text(md, encoding="utf-8")
     _plot(rows, out / "accuracy_vs_speed.png", log)

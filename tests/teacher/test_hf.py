@@ -17,6 +17,7 @@ transformers = pytest.importorskip("transformers", reason="the transformers teac
 from datadistill.cli import main  # noqa: E402
 from datadistill.data import read_examples  # noqa: E402
 from datadistill.teacher import TeacherError  # noqa: E402
+from datadistill.data.io import score_cache_name  # noqa: E402
 from datadistill.teacher.hf import HFTeacher, TeacherTrainConfig, _load_pretrained  # noqa: E402
 from datadistill.data.labels import LabelMap  # noqa: E402
 from tests.conftest import synthetic_sentiment, write_tsv  # noqa: E402
@@ -75,6 +76,15 @@ def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys):
     with open(tmp / "copied" / "model.safetensors", "ab") as f:
         f.write(b"\0")
     assert copied.describe() != teacher.describe()
+    # bf16 (what 'auto' picks on a GPU or a CPU with native bf16): the same labels, close probabilities,
+    # and another identity, so fp32 and bf16 scores never share a cache
+    fp32, bf16 = HFTeacher(out, precision="fp32"), HFTeacher(out, precision="bf16")
+    sc32, sc16 = fp32.score([e.text_a for e in dev]), bf16.score([e.text_a for e in dev])
+    assert np.mean(np.array(sc32.labels) == np.array(sc16.labels)) >= 0.95
+    assert np.abs(sc32.probs - sc16.probs).max() < 0.05
+    assert bf16.describe() == fp32.describe() + ":bf16"
+    (out / score_cache_name("bf16")).write_text("# a cache\n")
+    assert HFTeacher(out, precision="fp32").describe() == fp32.describe()  # caches are not model files
 
     # the seed's classic mode: stdin text -> text<TAB>label<TAB>probabilities
     texts = [e.text_a for e in dev[:4]]
@@ -103,6 +113,18 @@ def test_unknown_model_offline_error_suggests_local_path_or_bundled():
     msg = str(e.value)
     assert msg.startswith("cannot load teacher model 'nghuyong/ernie-3.0-base-zh-does-not-exist' offline")
     assert "local folder" in msg and "bundled:multilingual-e5-small" in msg
+
+
+def test_auto_precision_is_bf16_for_inference_on_a_gpu_or_a_cpu_with_native_bf16(monkeypatch):
+    from datadistill.teacher import hf
+
+    cpu = torch.device("cpu")
+    assert isinstance(hf.cpu_has_native_bf16(), bool)  # read from /proc/cpuinfo; False where it is missing
+    for native, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda native=native: native)
+        assert hf.resolve_precision(cpu, "auto", inference=True) == want
+        assert hf.resolve_precision(cpu, "auto", inference=False) == "fp32"  # training on a CPU stays fp32
+        assert hf.resolve_precision(cpu, "fp16", inference=True) == "fp16"   # an explicit choice is kept
 
 
 def test_config_rejects_unknown_pooling():

@@ -279,10 +279,15 @@ def file_digest(path: str | Path) -> str:
 SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
 
 
+def score_cache_name(precision: str = "fp32") -> str:
+    """scores.tsv for fp32 scores, scores.bf16.tsv etc.: one cache per precision, none overwrites another."""
+    return SCORE_CACHE if precision == "fp32" else f"scores.{precision}.tsv"
+
+
 def model_files(folder: str | Path) -> list[Path]:
-    """A model folder's own files, sorted: not the score cache or the step records kept beside them."""
-    return sorted(f for f in Path(folder).iterdir()
-                  if f.is_file() and f.name != SCORE_CACHE and not f.name.startswith("."))
+    """A model folder's own files, sorted: not the score caches or the step records kept beside them."""
+    return sorted(f for f in Path(folder).iterdir() if f.is_file() and not f.name.startswith(".")
+                  and not (f.name.startswith("scores.") and f.name.endswith(".tsv")))
 
 
 def model_digest(folder: str | Path) -> str:

@@ -9,6 +9,7 @@ max_len), so `HFTeacher(folder)` reproduces the scores with nothing else.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -123,9 +124,29 @@ def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 (read from /proc/cpuinfo; False where that is missing): CPUs on which bf16
+    matrix products run faster than fp32 ones rather than being emulated."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text(errors="replace").split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(device: torch.device, precision: str, inference: bool) -> str:
+    """'auto' -> bf16 on a GPU that has it; for inference also on a CPU with native bf16 (teacher
+    labelling 2.4x faster on this project's EPYC, same argmax, probabilities within ~0.01); else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and inference and cpu_has_native_bf16() else "fp32"
+
+
 def _autocast(device: torch.device, precision: str):
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    precision = resolve_precision(device, precision, inference=False)
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
@@ -302,7 +323,7 @@ class HFTeacher(Teacher):
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         self.label_names = meta["labels"]
         self.device = _device(device)
-        self.precision = precision
+        self.precision = resolve_precision(self.device, precision, inference=True)
         tok = tf.AutoTokenizer.from_pretrained(self.folder)
         if meta["pooling"] == "mean":
             model = MeanPoolClassifier(tf.AutoModel.from_pretrained(self.folder), len(self.label_names))
@@ -315,8 +336,9 @@ class HFTeacher(Teacher):
         self.batch_size = batch_size
 
     def describe(self) -> str:
-        """The model files' bytes, not the folder's path or times: a copied teacher keeps its score cache."""
-        return "hf:" + model_digest(self.folder)
+        """The model files' bytes (not the folder's path or times: a copied teacher keeps its score cache)
+        and the precision when it is not fp32, since bf16 scores differ in the third decimal."""
+        return "hf:" + model_digest(self.folder) + ("" if self.precision == "fp32" else f":{self.precision}")
 
     def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
         return _predict(self.model, self.encoder, texts_a, texts_b, self.batch_size, self.device, self.precision)
