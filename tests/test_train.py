@@ -98,3 +98,9 @@ def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_
     assert f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings or data differ); " \
            "starting over" in seen
     assert m["history"][0]["step"] == 5 and not (tmp_path / "bow" / CHECKPOINT).exists()
+    # a torn file (a full disk while saving outside the atomic rename, a copy cut short): start over
+    (tmp_path / "bow" / CHECKPOINT).write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    seen.clear()
+    train_student(load_run_config(path), progress=False, log=seen.append)
+    assert any(m.startswith(f"{tmp_path / 'bow' / CHECKPOINT} cannot be read (") and m.endswith("); starting over")
+               for m in seen), seen
