@@ -146,6 +146,9 @@ def test_config_errors(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match=r"students.bow: unknown key 'archh'"):
         load_config(_write(tmp_path, {**cfg, "students": {"bow": {"archh": "bow"}}}))
+    cfg["students"] = cfg.pop("studnets")
+    with pytest.raises(ConfigError, match="label.precision must be auto, fp32, bf16 or fp16, got 'int8'"):
+        load_config(_write(tmp_path, {**cfg, "label": {"precision": "int8"}}))
 
 
 def _write(tmp_path, cfg):

@@ -31,7 +31,7 @@ from .augment import AugmentConfig, augment_file
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
 from .data.io import ExampleReader, atomic_write, clean_field, file_digest, model_digest, score_cache_name
 from .student import DataConfig, StudentConfig, StudentRunConfig, train_student
-from .teacher.hf import TeacherTrainConfig
+from .teacher.hf import PRECISIONS, TeacherTrainConfig
 from .train import TrainConfig
 
 STEPS = ("teacher", "augment", "label", "students", "report")
@@ -59,10 +59,10 @@ class LabelConfig:
     batch_size: int = 64
     chunk_size: int = 1024
     cache: bool = True      # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
-    precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2.4x faster), else fp32
+    precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2x faster), else fp32
 
     def validate(self) -> None:
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"label.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
 
 

@@ -46,6 +46,9 @@ def _transformers():
     return transformers
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: see resolve_precision
+
+
 @dataclass
 class TeacherTrainConfig:
     model: str = ""                 # a local checkpoint folder or a hub name already in the local cache
@@ -75,7 +78,7 @@ class TeacherTrainConfig:
             raise ConfigError("model is required: a checkpoint folder, a cached hub name, or bundled:NAME")
         if self.pooling not in ("auto", "cls", "mean"):
             raise ConfigError(f"pooling must be 'auto', 'cls' or 'mean', got '{self.pooling}'")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
 
 
@@ -137,7 +140,8 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_precision(device: torch.device, precision: str, inference: bool) -> str:
     """'auto' -> bf16 on a GPU that has it; for inference also on a CPU with native bf16 (teacher
-    labelling 2.4x faster on this project's EPYC, same argmax, probabilities within ~0.01); else fp32."""
+    labelling ~2x faster on this project's EPYC, same hard labels, probabilities within ~0.02: see
+    bench/bench_label_precision.py); else fp32. Fine-tuning on a CPU stays fp32 (bf16 there is unmeasured)."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
@@ -283,7 +287,8 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
 
 
 def _run_id(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example]) -> str:
-    """What a checkpoint must match to be resumed: the settings and the data, byte for byte."""
+    """What a checkpoint must match to be resumed: the settings and the data, byte for byte.
+    (Its own format rather than `checkpoint.run_id`, so checkpoints written before that existed resume.)"""
     h = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode())
     for ex in train + dev:
         h.update(f"{ex.label}\t{ex.text_a}\t{ex.text_b}\n".encode())
