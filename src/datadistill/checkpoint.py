@@ -68,5 +68,11 @@ class TrainingCheckpoint:
         return json.loads(ck["state"]), ck["best"]
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+        remove_checkpoint(self.path)
+
+
+def remove_checkpoint(path: str | Path) -> None:
+    """Delete a checkpoint and any half-written temporary beside it (once the model is saved)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)

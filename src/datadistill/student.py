@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import remove_checkpoint
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
 from .data.io import Example, ExampleReader
 from .data.labels import LabelMap
@@ -151,7 +152,7 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
         metrics["test"] = evaluate_rows(model, featurizer, rows["test"], label_map)
     save_model(cfg.output, model, featurizer, label_map, params=to_dict(model.cfg), metrics=metrics, command=command)
     if ckpt:
-        ckpt.unlink(missing_ok=True)
+        remove_checkpoint(ckpt)
     log(f"dev:  {format_metrics(metrics['dev']).splitlines()[0]}")
     if "test" in metrics:
         log(f"test: {format_metrics(metrics['test']).splitlines()[0]}")
