@@ -64,3 +64,20 @@ def test_bow_bag_sum_matches_embedding_bag_with_padding_including_gradients():
     g_ref = torch.autograd.grad(ref.square().sum(), bag.weight)[0]
     assert torch.allclose(g_ours.to_dense() if g_ours.is_sparse else g_ours, g_ref, atol=1e-5)
     assert g_ours[0].abs().sum() == 0  # the padding row never learns
+
+
+def test_bow_bag_sum_without_gradients_gives_the_training_path_sums_exactly():
+    from datadistill.students.bow import bag_sum
+
+    torch.manual_seed(0)
+    bag = torch.nn.EmbeddingBag(50, 8, mode="sum", padding_idx=0)
+    with torch.no_grad():
+        bag.weight[0] = torch.randn(8)  # even a padding row that is not zero must not leak in
+    ids = torch.randint(1, 50, (6, 9))
+    ids[1, 4:] = 0
+    ids[3, :] = 0
+    with_grad = bag_sum(bag, ids)
+    assert with_grad.requires_grad
+    with torch.inference_mode():
+        fast = bag_sum(bag, ids)
+    assert torch.equal(fast, with_grad.detach()) and fast[3].abs().sum() == 0

@@ -17,6 +17,9 @@ AWKWARD = [
     "中[UNK]间",
     "emoji 😀 and é accents ÉCOLE",
     "x'  a.b. c.d 3.14.15",
+    "a.bＣd x'yＺ 1.5ｋｇ ＡＢ.cd ab..cd 'q .5 z'",  # ASCII continuations then fullwidth letters
+    "abc",
+    "3.5",
     "tab\tinside\u2028line sep\u00a0nbsp",
     "很" * 300,
     "İstanbul ΣΑΣ",
