@@ -8,6 +8,7 @@ from .config import ConfigError
 from .data.io import DataError
 from .modelio import ModelFolderError
 from .teacher.base import TeacherError
+from .teacher.hf import PRECISIONS
 
 
 def _bars(args) -> bool:
@@ -213,7 +214,7 @@ def _add_label(sub) -> None:
     p.add_argument("--output", required=True, help="the labelled file (part.1)")
     p.add_argument("--batch-size", type=int, default=256, help="texts per teacher call (default 256)")
     p.add_argument("--chunk-size", type=int, default=1024, help="rows made durable at a time (default 1024)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),  # teacher.hf.PRECISIONS
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="a --model teacher's precision: auto = bf16 on a GPU that has it or on a CPU with native "
                         "bf16 (AVX512-BF16/AMX, ~2x faster; same hard labels, probabilities within ~0.02), else fp32")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a teacher call may take (default 600)")
