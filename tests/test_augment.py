@@ -11,14 +11,13 @@ from datadistill.cli import main
 from datadistill.config import ConfigError, from_dict
 from datadistill.data import read_examples
 from datadistill.text import get_tokenizer
-from tests.conftest import CHNSENTI, needs_shared, synthetic_sentiment, write_tsv
 
 
 @pytest.fixture
-def table_and_sources():
+def table_and_sources(sentiment):
     tok = get_tokenizer("jieba")
     table = TokenTable()
-    texts = [t for _, t in synthetic_sentiment(200)]
+    texts = [t for _, t in sentiment(200)]
     encoded = [table.add(tok.tag(t)) for t in texts]
     table.freeze()
     return table, encoded
@@ -64,8 +63,8 @@ def test_ngram_outputs_are_contiguous_spans(table_and_sources):
     assert set(lengths) == {1, 2, 3, 4}
 
 
-def test_file_output_is_deterministic_deduplicated_and_segmented(tmp_path):
-    src = write_tsv(tmp_path / "train.tsv", synthetic_sentiment(60))
+def test_file_output_is_deterministic_deduplicated_and_segmented(tmp_path, sentiment, write_tsv):
+    src = write_tsv(tmp_path / "train.tsv", sentiment(60))
     s1 = augment(src, tmp_path / "a.tsv", n_iter=10, seed=7)
     s2 = augment(src, tmp_path / "b.tsv", n_iter=10, seed=7)
     augment(src, tmp_path / "c.tsv", n_iter=10, seed=8)
@@ -75,7 +74,7 @@ def test_file_output_is_deterministic_deduplicated_and_segmented(tmp_path):
     rows = read_examples(tmp_path / "a.tsv", require_label=False)
     keys = [" ".join(r.tokens_a) for r in rows]
     assert len(keys) == len(set(keys)) == s1.written
-    sources = {" ".join(get_tokenizer("jieba").tokenize(t)) for _, t in synthetic_sentiment(60)}
+    sources = {" ".join(get_tokenizer("jieba").tokenize(t)) for _, t in sentiment(60)}
     assert not sources & set(keys)
     tok = get_tokenizer("jieba")
     for r in rows:
@@ -83,13 +82,13 @@ def test_file_output_is_deterministic_deduplicated_and_segmented(tmp_path):
     assert set(s1.strategies) == {"unk", "pos", "ngram"}
 
 
-def test_strategies_can_be_switched_off(tmp_path):
-    src = write_tsv(tmp_path / "train.tsv", synthetic_sentiment(30))
+def test_strategies_can_be_switched_off(tmp_path, sentiment, write_tsv):
+    src = write_tsv(tmp_path / "train.tsv", sentiment(30))
     stats = augment(src, tmp_path / "a.tsv", n_iter=5, p_pos=0.0)
     assert stats.strategies["pos"] == 0 and stats.strategies["unk"] > 0 and stats.strategies["ngram"] > 0
 
 
-def test_pairs_augment_both_sides(tmp_path):
+def test_pairs_augment_both_sides(tmp_path, write_tsv):
     rows = [("怎么开初婚未育证明", "初婚未育情况证明怎么开", "1"), ("谁知道她是网络美女吗", "爱情这杯酒谁喝都会醉是什么歌", "0")] * 3
     src = write_tsv(tmp_path / "pairs.tsv", rows, header=("text_a", "text_b", "label"))
     augment(src, tmp_path / "a.tsv", n_iter=20, p_unk=0.3, p_ng=0.0)
@@ -110,8 +109,8 @@ def test_config_validation_messages():
         from_dict(AugmentConfig, {"tokenizer": "jeiba"})
 
 
-def test_cli_end_to_end(tmp_path, capsys):
-    src = write_tsv(tmp_path / "train.tsv", synthetic_sentiment(40))
+def test_cli_end_to_end(tmp_path, capsys, sentiment, write_tsv):
+    src = write_tsv(tmp_path / "train.tsv", sentiment(40))
     out = tmp_path / "aug.tsv"
     rc = main(["augment", "--input", str(src), "--output", str(out), "--n-iter", "4", "--seed", "1",
                "--workers", "2", "--quiet"])
@@ -124,8 +123,10 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert f"datadistill augment: error: {tmp_path / 'missing.tsv'}: file does not exist" in capsys.readouterr().err
 
 
-@needs_shared()
-def test_chnsenticorp_gives_80k_unique_examples_byte_identical(tmp_path):
+@pytest.mark.slow
+@pytest.mark.shared("chnsenticorp")
+def test_chnsenticorp_gives_80k_unique_examples_byte_identical(tmp_path, shared_data):
+    CHNSENTI = shared_data / "chnsenticorp"
     kw = dict(n_iter=10, seed=1, workers=2)
     s = augment(CHNSENTI / "train.tsv", tmp_path / "a.tsv", **kw)
     assert s.written >= 80_000 and all(s.strategies[k] > 1000 for k in ("unk", "pos", "ngram"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 from datadistill.cli import build_parser, main
-from tests.test_train import small_config
 
 
 def test_help_lists_the_steps(capsys):
@@ -13,8 +12,8 @@ def test_help_lists_the_steps(capsys):
         assert cmd in out
 
 
-def test_student_train_from_config_with_overrides(senti_files, tmp_path, capsys):
-    cfg = small_config(senti_files, tmp_path, "bow", epochs=2)
+def test_student_train_from_config_with_overrides(senti_files, tmp_path, capsys, student_config):
+    cfg = student_config(senti_files, tmp_path, "bow", epochs=2)
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
     out_dir = tmp_path / "over"

@@ -11,7 +11,6 @@ import pytest
 
 from datadistill.cli import main
 from datadistill.data import read_examples
-from tests.conftest import synthetic_sentiment, write_tsv
 
 SLOW_TEACHER = """
 import sys, time
@@ -24,10 +23,10 @@ for line in sys.stdin:
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, sentiment, write_tsv):
     teacher = tmp_path / "teacher.py"
     teacher.write_text(SLOW_TEACHER)
-    rows = [(t + ("[UNK]" if i % 7 == 0 else ""), " ".join(t)) for i, (_, t) in enumerate(synthetic_sentiment(300))]
+    rows = [(t + ("[UNK]" if i % 7 == 0 else ""), " ".join(t)) for i, (_, t) in enumerate(sentiment(300))]
     data = write_tsv(tmp_path / "aug.tsv", rows, header=("text_a", "tokens_a"))
     cmd = ["label", "--teacher-cmd", f"{sys.executable} {teacher}", "--labels", "0,1", "--input", str(data),
            "--batch-size", "10", "--chunk-size", "20", "--quiet"]
@@ -47,6 +46,7 @@ def test_label_writes_every_row_in_order_with_scores(setup):
     assert not list(tmp_path.glob("part.1.partial*"))
 
 
+@pytest.mark.slow
 def test_killed_labelling_resumes_with_every_row_once_in_order(setup):
     tmp_path, data, cmd = setup
     clean = tmp_path / "clean.1"
@@ -93,11 +93,11 @@ for t in lines:
 """
 
 
-def test_score_cache_scores_each_text_once_per_teacher(tmp_path, capsys):
+def test_score_cache_scores_each_text_once_per_teacher(tmp_path, capsys, sentiment, write_tsv):
     teacher = tmp_path / "teacher.py"
     teacher.write_text(COUNTING_TEACHER)
     seen = tmp_path / "seen.txt"
-    texts = [t for _, t in synthetic_sentiment(120)]
+    texts = [t for _, t in sentiment(120)]
     first = write_tsv(tmp_path / "a.tsv", [(t,) for t in texts[:80]], header=("text_a",))
     second = write_tsv(tmp_path / "b.tsv", [(t,) for t in texts[40:]], header=("text_a",))
     cache = tmp_path / "scores.tsv"
@@ -122,7 +122,7 @@ def test_score_cache_scores_each_text_once_per_teacher(tmp_path, capsys):
     assert len(cache.read_text().splitlines()) == 1 + 80
 
 
-def test_without_a_bar_labelling_logs_rows_done_rate_and_time_left(tmp_path):
+def test_without_a_bar_labelling_logs_rows_done_rate_and_time_left(tmp_path, caplog, sentiment, write_tsv):
     """A job writing to a log file (no tty, no bar) still shows how far it is."""
     from datadistill.label import label_file
     from datadistill.teacher.base import Teacher, TeacherScores
@@ -133,14 +133,16 @@ def test_without_a_bar_labelling_logs_rows_done_rate_and_time_left(tmp_path):
         def score(self, texts_a, texts_b=None):
             return TeacherScores(labels=["1" if "好" in t else "0" for t in texts_a])
 
-    texts = [t for _, t in synthetic_sentiment(100)]
+    texts = [t for _, t in sentiment(100)]
     data = write_tsv(tmp_path / "aug.tsv", [(t,) for t in texts], header=("text_a",))
-    lines: list[str] = []
+    caplog.set_level("INFO", logger="datadistill")
     stats = label_file(Keyword(), data, tmp_path / "part.1", batch_size=8, chunk_size=25, progress=False,
-                       log=lines.append, log_every=0)
+                       log_every=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("label: ") and " of about " in r.getMessage()]
     assert stats.rows == 100
     assert [ln.split(" rows")[0] for ln in lines] == [f"label: {n} of about 100" for n in (25, 50, 75, 100)]
     assert "(25 %), 0 from the score cache" in lines[0] and " left" in lines[0] and " left" not in lines[-1]
-    quiet: list[str] = []
-    label_file(Keyword(), data, tmp_path / "again.1", chunk_size=25, progress=False, log=quiet.append)
+    caplog.clear()
+    label_file(Keyword(), data, tmp_path / "again.1", chunk_size=25, progress=False)
+    quiet = [r.getMessage() for r in caplog.records if " of about " in r.getMessage()]
     assert quiet == []                              # default: at most one line a minute

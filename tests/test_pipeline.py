@@ -14,20 +14,20 @@ import torch
 pytest.importorskip("transformers")
 
 from datadistill.cli import main  # noqa: E402
+from datadistill.config import ConfigError  # noqa: E402
 from datadistill.data import read_examples  # noqa: E402
-from datadistill.data.io import score_cache_name  # noqa: E402
+from datadistill.data.cache import score_cache_name  # noqa: E402
 from datadistill.pipeline import load_config, write_shards  # noqa: E402
 from datadistill.teacher.hf import resolve_precision  # noqa: E402
-from datadistill.config import ConfigError  # noqa: E402
-from tests.conftest import synthetic_sentiment, write_tsv  # noqa: E402
-from tests.teacher.test_hf import tiny_checkpoint  # noqa: E402
+
+ALL = ("teacher", "augment", "label", "students", "report")
 
 
-def tiny_config(tmp_path, **extra):
-    files = {k: write_tsv(tmp_path / f"{k}.tsv", synthetic_sentiment(n, seed=s))
+def _config(tmp_path, sentiment, write_tsv, tiny_checkpoint, **extra):
+    files = {k: write_tsv(tmp_path / f"{k}.tsv", sentiment(n, seed=s))
              for k, n, s in (("train", 160, 1), ("dev", 40, 2), ("test", 40, 3))}
     unl = tmp_path / "unl.txt"
-    unl.write_text("".join(t + "\n" for _, t in synthetic_sentiment(50, seed=4)), encoding="utf-8")
+    unl.write_text("".join(t + "\n" for _, t in sentiment(50, seed=4)), encoding="utf-8")
     ckpt = tiny_checkpoint(tmp_path / "base", "bert")
     cfg = {"work": str(tmp_path / "work"),
            "data": {"train": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"]),
@@ -45,10 +45,42 @@ def tiny_config(tmp_path, **extra):
     return path, cfg
 
 
-def test_pipeline_runs_writes_the_seed_layout_and_skips_finished_steps(tmp_path, capsys):
-    path, cfg = tiny_config(tmp_path)
+@pytest.fixture
+def tiny_config(sentiment, write_tsv, tiny_checkpoint):
+    """tiny_config(tmp_path, **extra) -> (path, cfg): a pipeline on the synthetic task with a 2-layer teacher."""
+    return lambda tmp_path, **extra: _config(tmp_path, sentiment, write_tsv, tiny_checkpoint, **extra)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, sentiment_module, write_tsv_module, tiny_checkpoint_module):
+    """One whole pipeline run (every step), shared by the tests that only read it or re-run it unchanged."""
+    tmp = tmp_path_factory.mktemp("pipe")
+    path, cfg = _config(tmp, sentiment_module, write_tsv_module, tiny_checkpoint_module)
     assert main(["run", str(path), "--quiet"]) == 0
-    work = tmp_path / "work"
+    return tmp, path, cfg
+
+
+@pytest.fixture
+def finished_copy(finished, tmp_path):
+    """A copy of the finished run to change: same work folder contents, own config."""
+    import shutil
+
+    src, _, cfg = finished
+    shutil.copytree(src, tmp_path, dirs_exist_ok=True)
+    cfg = json.loads(json.dumps(cfg).replace(str(src), str(tmp_path)))
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(cfg))
+    return path, cfg
+
+
+def _skipped(err: str, steps=ALL) -> bool:
+    return all(f"[{step}] up to date, skipped" in err for step in steps)
+
+
+@pytest.mark.slow
+def test_pipeline_writes_the_seed_layout_the_report_and_even_shards(finished):
+    tmp, _, _ = finished
+    work = tmp / "work"
     for rel in ("teacher/teacher.json", "student/unsup_train_aug", "student/train/part.0", "student/train/part.1",
                 "student/bow/model.safetensors", "student/bow_base/model.safetensors", "report/report.md",
                 "report/report.json"):
@@ -63,11 +95,14 @@ def test_pipeline_runs_writes_the_seed_layout_and_skips_finished_steps(tmp_path,
     shards = sorted((work / "student" / "train" / "shards").iterdir())
     sizes = [len(read_examples(s)) for s in shards]
     assert len(shards) == 3 and max(sizes) - min(sizes) <= 1 and sum(sizes) == 160 + 150
+
+
+@pytest.mark.slow
+def test_a_second_run_a_fresh_copy_of_the_data_or_checkpointing_off_redo_nothing(finished, capsys):
+    _, path, cfg = finished
     capsys.readouterr()
     assert main(["run", str(path), "--quiet"]) == 0
-    err = capsys.readouterr().err
-    for step in ("teacher", "augment", "label", "students", "report"):
-        assert f"[{step}] up to date, skipped" in err
+    assert _skipped(capsys.readouterr().err)
     # the data written again with the same bytes and other times (a fresh copy of the data folder): no rerun
     for k in ("train", "dev", "test"):
         f = Path(cfg["data"][k])
@@ -77,24 +112,116 @@ def test_pipeline_runs_writes_the_seed_layout_and_skips_finished_steps(tmp_path,
         os.utime(f, (1e9, 1e9))
     assert main(["run", str(path), "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert all(f"[{step}] up to date, skipped" in err for step in ("teacher", "augment", "label", "students", "report"))
-    assert "[students] training" not in err
+    assert _skipped(err) and "[students] training" not in err
     # checkpointing off changes how a step runs, not what it makes: nothing is redone
     assert main(["run", str(path), "--quiet", "--set", "train.checkpoint=false", "--set", "teacher.checkpoint=false"]) == 0
-    err = capsys.readouterr().err
-    assert all(f"[{step}] up to date, skipped" in err for step in ("teacher", "augment", "label", "students", "report"))
-    # a changed student setting reruns the students and the report only
+    assert _skipped(capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_data_at_another_path_with_the_same_bytes_is_the_same_input(finished_copy, capsys):
+    """Fingerprints hold contents, not paths: a moved data folder redoes nothing."""
+    path, cfg = finished_copy
+    assert main(["run", str(path), "--quiet"]) == 0
+    assert _skipped(capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_a_changed_student_setting_reruns_the_students_and_the_report_only(finished_copy, capsys):
+    path, _ = finished_copy
     assert main(["run", str(path), "--quiet", "--set", "train.epochs=2"]) == 0
     err = capsys.readouterr().err
-    assert "[label] up to date, skipped" in err and "[students] running" in err and "[report] running" in err
-    # a new teacher rewrites part.1: the distilled student retrains, the baseline (part.0 only) does not
-    assert main(["run", str(path), "--quiet", "--set", "train.epochs=2", "--set", "teacher.epochs=4"]) == 0
+    assert _skipped(err, ("teacher", "augment", "label"))
+    assert "[students] running" in err and "[report] running" in err
+
+
+@pytest.mark.slow
+def test_a_new_teacher_relabels_and_retrains_only_the_distilled_student(finished_copy, capsys):
+    path, _ = finished_copy
+    assert main(["run", str(path), "--quiet", "--set", "teacher.epochs=4"]) == 0
     err = capsys.readouterr().err
-    assert "[label] running" in err and "[students] bow_base: up to date" in err
+    assert "[teacher] running" in err and "[label] running" in err and "[students] bow_base: up to date" in err
     assert "[students] training bow (part.0 + part.1)" in err
 
 
-def test_killed_pipeline_resumes_without_redoing_finished_steps(tmp_path):
+@pytest.mark.slow
+def test_asking_only_for_the_students_after_the_teacher_changed_is_refused(finished_copy, capsys):
+    path, _ = finished_copy
+    work = path.parent / "work"
+    before = (work / "student" / "bow" / "model.safetensors").read_bytes()
+    assert main(["run", str(path), "--quiet", "--steps", "students", "--set", "teacher.epochs=4"]) == 2
+    err = capsys.readouterr().err
+    assert "error: step 'students' reads the output of step 'teacher', which is out of date (its settings changed); " \
+           "run it too (--steps teacher,students) or leave out --steps" in err
+    assert "[students] training" not in err
+    assert (work / "student" / "bow" / "model.safetensors").read_bytes() == before
+    # a changed augmentation likewise stops the label step from reading the old augmented texts
+    assert main(["run", str(path), "--quiet", "--steps", "label", "--set", "augment.seed=2"]) == 2
+    assert "step 'label' reads the output of step 'augment', which is out of date (its settings changed)" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_partial_labelling_of_an_older_label_input_is_not_resumed(finished_copy, capsys):
+    """The repro of a killed label step rerun with other settings: part.1 must hold the new texts only."""
+    from datadistill.label import _fingerprint, partial_path
+    from datadistill.teacher.hf import HFTeacher
+
+    path, cfg = finished_copy
+    work = path.parent / "work"
+    part1 = work / "student" / "train" / "part.1"
+    lines = part1.read_text(encoding="utf-8").splitlines(keepends=True)
+    partial_path(part1).write_text("".join(lines[:41]), encoding="utf-8")  # as if killed after 40 rows
+    teacher = HFTeacher(work / "teacher", precision=cfg["label"].get("precision", "auto"))
+    (work / "student" / "train" / "part.1.partial.json").write_text(
+        json.dumps(_fingerprint(work / "student" / "label_input.tsv", teacher)))
+    part1.unlink()
+    assert main(["run", str(path), "--quiet", "--steps", "augment,label", "--set", "data.max_label_rows=60",
+                 "--set", "augment.seed=2"]) == 0
+    assert "resuming" not in capsys.readouterr().err
+    want = [e.text_a for e in read_examples(work / "student" / "label_input.tsv", require_label=False)]
+    assert [e.text_a for e in read_examples(part1)] == want and len(want) == 60
+
+
+COMMAND_TEACHER = """
+import sys
+good = ("很好", "不错", "满意", "喜欢", "干净", "舒服", "推荐", "划算", "漂亮", "热情")
+for line in sys.stdin:
+    print("1\t0.1 0.9" if any(w in line for w in good) else "0\t0.9 0.1")
+"""
+
+
+@pytest.mark.slow
+def test_an_external_command_teacher_runs_the_whole_pipeline(tmp_path, tiny_config, capsys):
+    script = tmp_path / "keyword_teacher.py"
+    script.write_text(COMMAND_TEACHER, encoding="utf-8")
+    path, cfg = tiny_config(tmp_path, teacher={"kind": "command", "command": f"{sys.executable} {script}"}, shards=0)
+    assert main(["run", str(path), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "[teacher]" not in err  # nothing to fine-tune
+    work = tmp_path / "work"
+    part1 = read_examples(work / "student" / "train" / "part.1")
+    assert len(part1) == 150 and all(e.probs in ([0.1, 0.9], [0.9, 0.1]) for e in part1)
+    report = json.loads((work / "report" / "report.json").read_text())
+    assert [r["model"] for r in report["rows"]] == ["teacher", "bow_base", "bow"]
+    assert report["rows"][0]["test_accuracy"] == 1.0  # the keyword rule is the synthetic task's truth
+    assert main(["run", str(path), "--quiet"]) == 0
+    assert _skipped(capsys.readouterr().err, ("augment", "label", "students", "report"))
+    # another command is another teacher: labelling is redone
+    assert main(["run", str(path), "--quiet", "--set", f"teacher.command={sys.executable} {script} --again"]) == 0
+    assert "[label] running" in capsys.readouterr().err
+
+
+def test_a_teacher_kind_is_checked_on_load(tmp_path, tiny_config):
+    path, cfg = tiny_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"teacher.kind: unknown teacher kind 'comand'; did you mean 'command'"):
+        load_config(_write(tmp_path, {**cfg, "teacher": {"kind": "comand", "command": "x"}}))
+    with pytest.raises(ConfigError, match=r"command is required"):
+        load_config(_write(tmp_path, {**cfg, "teacher": {"kind": "command"}}))
+
+
+@pytest.mark.slow
+def test_killed_pipeline_resumes_without_redoing_finished_steps(tmp_path, tiny_config):
     path, _ = tiny_config(tmp_path)
     argv = [sys.executable, "-m", "datadistill.cli", "run", str(path), "--quiet"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,7 +238,8 @@ def test_killed_pipeline_resumes_without_redoing_finished_steps(tmp_path):
     assert (tmp_path / "work" / "report" / "report.md").exists()
 
 
-def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys):
+@pytest.mark.slow
+def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys, tiny_config):
     shared = tmp_path / "shared_teacher"
     path, cfg = tiny_config(tmp_path, teacher_dir=str(shared))
     assert main(["run", str(path), "--quiet", "--steps", "teacher"]) == 0
@@ -138,7 +266,7 @@ def test_runs_naming_one_teacher_dir_share_one_fine_tuning(tmp_path, capsys):
     assert "[teacher] running" in capsys.readouterr().err
 
 
-def test_config_errors(tmp_path):
+def test_config_errors(tmp_path, tiny_config):
     path, cfg = tiny_config(tmp_path)
     cfg["studnets"] = cfg.pop("students")
     path.write_text(json.dumps(cfg))
@@ -157,7 +285,8 @@ def _write(tmp_path, cfg):
     return p
 
 
-def test_shards_are_equal_and_hold_every_row(tmp_path):
+def test_shards_are_equal_and_hold_every_row(tmp_path, sentiment, write_tsv):
+    synthetic_sentiment = sentiment
     p0 = write_tsv(tmp_path / "part.0", synthetic_sentiment(7))
     p1 = tmp_path / "part.1"
     p1.write_text("label\ttext_a\tprobs\tlogits\n" + "".join(f"1\t文本{i}\t0.1 0.9\t\n" for i in range(10)), encoding="utf-8")

@@ -13,13 +13,11 @@ from datadistill import load_model, train_student
 from datadistill.cli import main
 from datadistill.modelio import ModelFolderError
 from datadistill.predict import Predictor
-from tests.conftest import synthetic_sentiment
-from tests.test_train import small_config
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from tests.conftest import write_tsv
+def model_dir(tmp_path_factory, sentiment_module, write_tsv_module, student_config_module):
+    synthetic_sentiment, write_tsv, small_config = sentiment_module, write_tsv_module, student_config_module
 
     tmp = tmp_path_factory.mktemp("m")
     files = {k: write_tsv(tmp / f"{k}.tsv", synthetic_sentiment(n, seed=s))
@@ -29,7 +27,9 @@ def model_dir(tmp_path_factory):
     return tmp / "cnn"
 
 
-TEXTS = [t for _, t in synthetic_sentiment(40, seed=9)] + ["好", "一个很长很长的句子" * 20]
+@pytest.fixture
+def TEXTS(sentiment):
+    return [t for _, t in sentiment(40, seed=9)] + ["好", "一个很长很长的句子" * 20]
 
 
 def test_folder_is_self_contained(model_dir):
@@ -39,7 +39,7 @@ def test_folder_is_self_contained(model_dir):
     assert config["arch"] == "cnn" and config["features"]["tokenizer"] == "char" and "command" in config
 
 
-def test_save_load_same_predictions_and_batching_agrees(model_dir, tmp_path):
+def test_save_load_same_predictions_and_batching_agrees(model_dir, tmp_path, TEXTS):
     p = Predictor(model_dir)
     batched = p.predict_proba(TEXTS)
     one_by_one = np.stack([p.predict_proba([t])[0] for t in TEXTS])
@@ -77,7 +77,7 @@ def test_damaged_folder_errors_name_the_file(model_dir, tmp_path, damage, messag
     assert str(e.value).startswith(str(d / message.split(":")[0]) + ":" + message.split(":", 1)[1][:30])
 
 
-def test_predict_cli_answers_line_by_line(model_dir):
+def test_predict_cli_answers_line_by_line(model_dir, TEXTS):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "datadistill.cli", "predict", "--model", str(model_dir)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -93,7 +93,7 @@ def test_predict_cli_answers_line_by_line(model_dir):
     assert proc.wait(timeout=60) == 0
 
 
-def test_predict_cli_input_file_and_eval(model_dir, tmp_path, capsys):
+def test_predict_cli_input_file_and_eval(model_dir, tmp_path, capsys, TEXTS):
     f = tmp_path / "in.txt"
     f.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     assert main(["predict", "--model", str(model_dir), "--input", str(f)]) == 0
@@ -108,10 +108,10 @@ def test_predict_cli_input_file_and_eval(model_dir, tmp_path, capsys):
     assert "model folder does not exist" in capsys.readouterr().err
 
 
-def test_pair_student_trains_saves_and_predicts(tmp_path):
+def test_pair_student_trains_saves_and_predicts(tmp_path, words, write_tsv, student_config):
     import random
 
-    from tests.conftest import POS_WORDS, TOPICS, write_tsv
+    POS_WORDS, TOPICS, small_config = words["pos"], words["topics"], student_config
 
     rng = random.Random(0)
 

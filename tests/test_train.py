@@ -1,33 +1,25 @@
 from __future__ import annotations
 
 import json
+import logging
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
-from datadistill.train import Row, epoch_indices
 from datadistill import train_student
-
-
-def small_config(files, tmp_path, arch, **train):
-    model = {"bow": {"emb_dim": 32, "hidden": 0}, "cnn": {"emb_dim": 32, "filters": 32, "widths": [2, 3]},
-             "lstm": {"emb_dim": 32, "hidden": 32}}[arch]
-    return {"data": {"train": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"])},
-            "student": {"arch": arch, "features": {"tokenizer": "char", "ngrams": [2] if arch != "bow" else [2, 3],
-                                                   "ngram_buckets": 5000}, "model": model},
-            "train": {"epochs": 6, "batch_size": 16, "lr": 0.005, "patience": 10, **train},
-            "output": str(tmp_path / arch)}
+from datadistill.student import Row, epoch_indices
 
 
 @pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])
-def test_fixture_task_is_learned(senti_files, tmp_path, arch):
-    m = train_student(small_config(senti_files, tmp_path, arch))
+def test_fixture_task_is_learned(senti_files, tmp_path, arch, student_config):
+    m = train_student(student_config(senti_files, tmp_path, arch))
     assert m["test"]["accuracy"] >= 0.9 and m["dev"]["accuracy"] >= 0.9
     assert (tmp_path / arch / "model.safetensors").exists()
 
 
-def test_training_is_seeded(senti_files, tmp_path):
-    cfg = small_config(senti_files, tmp_path, "bow", epochs=1)
+def test_training_is_seeded(senti_files, tmp_path, student_config):
+    cfg = student_config(senti_files, tmp_path, "bow", epochs=1)
     a = train_student(cfg)["history"]
     b = train_student(cfg)["history"]
     assert a == b
@@ -46,61 +38,75 @@ class Killed(Exception):
     pass
 
 
-def _kill_at_eval(n: int):
-    """A log that dies at the n-th dev evaluation, like a kill between two checkpoints."""
-    seen = []
+class _KillAtEval(logging.Handler):
+    """Dies at the n-th dev evaluation's log line, like a kill between two checkpoints (n = 0: never)."""
 
-    def log(msg: str) -> None:
-        seen.append(msg)
-        if msg.startswith("step ") and sum(m.startswith("step ") for m in seen) == n:
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.seen = n, []
+
+    def emit(self, record: logging.LogRecord) -> None:  # raising here reaches the training loop
+        msg = record.getMessage()
+        self.seen.append(msg)
+        if self.n and msg.startswith("step ") and sum(m.startswith("step ") for m in self.seen) == self.n:
             raise Killed(msg)
-    return log, seen
+
+
+@contextmanager
+def _logs(kill_at: int = 0):
+    handler = _KillAtEval(kill_at)
+    logger = logging.getLogger("datadistill")
+    logger.addHandler(handler)
+    try:
+        yield handler.seen
+    finally:
+        logger.removeHandler(handler)
 
 
 @pytest.mark.parametrize("arch", ["bow", "lstm"])
-def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(senti_files, tmp_path, arch):
+def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(senti_files, tmp_path, arch,
+                                                                                  student_config):
     """Distilling an LSTM on ~100k teacher-labelled rows takes most of an hour on a CPU: a kill must
     not throw it away. Dropout (torch RNG), the epoch's batch order (numpy RNG) and AdamW all matter."""
     from datadistill.student import CHECKPOINT, load_run_config, train_student
 
     def cfg(out):
         path = tmp_path / f"{out}.json"
-        path.write_text(json.dumps(small_config(senti_files, tmp_path, arch, epochs=3, eval_every=7)))
+        path.write_text(json.dumps(student_config(senti_files, tmp_path, arch, epochs=3, eval_every=7)))
         return load_run_config(path, [f"output={tmp_path / out}"])
 
-    whole = train_student(cfg("whole"), progress=False, log=lambda m: None)
+    whole = train_student(cfg("whole"), progress=False)
     assert not (tmp_path / "whole" / CHECKPOINT).exists()
 
-    log, seen = _kill_at_eval(5)  # 25 steps per epoch, evaluations at 7, 14, 21, 28, 35: resumes mid-epoch 2
-    with pytest.raises(Killed):
-        train_student(cfg("killed"), progress=False, log=log)
+    # 25 steps per epoch, evaluations at 7, 14, 21, 28, 35: resumes mid-epoch 2
+    with _logs(kill_at=5), pytest.raises(Killed):
+        train_student(cfg("killed"), progress=False)
     assert (tmp_path / "killed" / CHECKPOINT).exists() and not (tmp_path / "killed" / "model.safetensors").exists()
-    seen.clear()
-    resumed = train_student(cfg("killed"), progress=False, log=seen.append)
-    assert any(m.startswith("resuming training at step 28 of 75 from ") for m in seen), seen
+    with _logs() as seen:
+        resumed = train_student(cfg("killed"), progress=False)
+    assert any(m.startswith("resuming student training at step 28 of 75 from ") for m in seen), seen
     assert resumed["history"] == whole["history"] and resumed["steps"] == whole["steps"]
     assert (tmp_path / "killed" / "model.safetensors").read_bytes() == \
         (tmp_path / "whole" / "model.safetensors").read_bytes()
     assert not (tmp_path / "killed" / CHECKPOINT).exists()
 
 
-def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_path):
+def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_path, student_config):
     from datadistill.student import CHECKPOINT, load_run_config, train_student
 
     path = tmp_path / "c.json"
-    path.write_text(json.dumps(small_config(senti_files, tmp_path, "bow", epochs=2, eval_every=5)))
-    log, _ = _kill_at_eval(2)
-    with pytest.raises(Killed):
-        train_student(load_run_config(path), progress=False, log=log)
+    path.write_text(json.dumps(student_config(senti_files, tmp_path, "bow", epochs=2, eval_every=5)))
+    with _logs(kill_at=2), pytest.raises(Killed):
+        train_student(load_run_config(path), progress=False)
     assert (tmp_path / "bow" / CHECKPOINT).exists()
-    seen = []
-    m = train_student(load_run_config(path, ["train.lr=0.002"]), progress=False, log=seen.append)
+    with _logs() as seen:
+        m = train_student(load_run_config(path, ["train.lr=0.002"]), progress=False)
     assert f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings or data differ); " \
            "starting over" in seen
     assert m["history"][0]["step"] == 5 and not (tmp_path / "bow" / CHECKPOINT).exists()
     # a torn file (a full disk while saving outside the atomic rename, a copy cut short): start over
     (tmp_path / "bow" / CHECKPOINT).write_bytes(b"PK\x03\x04 not a whole checkpoint")
-    seen.clear()
-    train_student(load_run_config(path), progress=False, log=seen.append)
+    with _logs() as seen:
+        train_student(load_run_config(path), progress=False)
     assert any(m.startswith(f"{tmp_path / 'bow' / CHECKPOINT} cannot be read (") and m.endswith("); starting over")
                for m in seen), seen

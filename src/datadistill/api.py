@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .augment import AugmentConfig, AugmentStats, augment_file
+if TYPE_CHECKING:
+    from .augment import AugmentStats
 
 
 def augment(input: str | Path, output: str | Path, *, label_column: str = "label",
             skip_bad_lines: bool = False, progress: bool = False, **settings) -> AugmentStats:
     """Augment the texts of `input` into `output`; `settings` are `AugmentConfig` fields (n_iter, p_unk, ...)."""
+    from .augment import AugmentConfig, augment_file
     from .config import from_dict
 
     cfg = from_dict(AugmentConfig, settings, "augment")

@@ -18,7 +18,6 @@ Output TSV columns: text_a [text_b] tokens_a [tokens_b] strategy source
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,14 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError
-from .data.io import Example, ExampleReader, atomic_write, clean_field
-from .registry import Registry, unknown_name_message
+from .data.io import Example, ExampleReader, ExampleWriter, atomic_write
+from .errors import DataError
+from .log import Progress, logger
+from .registry import unknown_name_message
 from .text.tokenize import TOKENIZERS, get_tokenizer
 from .text.vocab import UNK
 
-STRATEGIES: Registry[str] = Registry("augmentation strategy")
-for _name, _doc in [("unk", "token -> [UNK]"), ("pos", "token -> same-POS token"), ("ngram", "keep one random span")]:
-    STRATEGIES.register(_name)(_doc)
+log = logger.getChild("augment")
+STRATEGIES = ("unk", "pos", "ngram")  # in the order they are applied and written
 
 
 @dataclass
@@ -78,7 +78,7 @@ class AugmentStats:
     gen_seconds: float = 0.0
 
     def summary(self) -> str:
-        per = ", ".join(f"{k} {self.strategies.get(k, 0)}" for k in STRATEGIES.names())
+        per = ", ".join(f"{k} {self.strategies.get(k, 0)}" for k in sorted(STRATEGIES))
         rate = self.written / self.gen_seconds if self.gen_seconds else float("inf")
         return (f"sources read {self.sources}, examples written {self.written}, duplicates dropped "
                 f"{self.dup_source + self.dup_output} (same as a source {self.dup_source}, repeated "
@@ -174,16 +174,19 @@ def _tag_one(args: tuple[str, str, str | None]) -> tuple[list, list | None]:
 
 
 def _tagged(examples: list[Example], cfg: AugmentConfig, progress: bool):
-    from tqdm import tqdm
-
     jobs = [(cfg.tokenizer, ex.text_a, ex.text_b) for ex in examples]
-    bar = dict(total=len(jobs), desc="tagging", unit="text", disable=not progress, file=sys.stderr)
+    bar = Progress(len(jobs), "augment: tagging", "text", progress, log=log)
     if cfg.workers > 1:
         get_tokenizer(cfg.tokenizer).tag("预热")  # load the dictionary once before forking
         with get_context("fork").Pool(cfg.workers) as pool:
-            yield from tqdm(pool.imap(_tag_one, jobs, chunksize=64), **bar)
+            for item in pool.imap(_tag_one, jobs, chunksize=64):
+                bar.update()
+                yield item
     else:
-        yield from tqdm(map(_tag_one, jobs), **bar)
+        for item in map(_tag_one, jobs):
+            bar.update()
+            yield item
+    bar.close()
 
 
 def _key(tokens_a: list[str], tokens_b: list[str] | None) -> bytes:
@@ -194,8 +197,6 @@ def _key(tokens_a: list[str], tokens_b: list[str] | None) -> bytes:
 def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str | Path,
                      progress: bool = True) -> AugmentStats:
     """Tag every source once, then write `n_iter` variants of each (duplicates dropped) to `out_path`."""
-    from tqdm import tqdm
-
     stats = AugmentStats(sources=len(examples))
     tokenizer = get_tokenizer(cfg.tokenizer)
     pairs = any(ex.text_b is not None for ex in examples)
@@ -215,10 +216,11 @@ def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str 
     itos = np.array(table.itos, dtype=object)
     cols = ["text_a"] + (["text_b"] if pairs else []) + ["tokens_a"] + (["tokens_b"] if pairs else []) \
         + ["strategy", "source"]
+    bar = Progress(len(examples), "augment: generating", "source", progress, log=log)
     with atomic_write(out_path) as f:
-        f.write("\t".join(cols) + "\n")
-        for i, (ex, (ea, eb)) in enumerate(tqdm(list(zip(examples, encoded)), desc="augmenting", unit="src",
-                                                disable=not progress, file=sys.stderr)):
+        writer = ExampleWriter(f, cols)
+        for i, (ex, (ea, eb)) in enumerate(zip(examples, encoded)):
+            bar.update()
             rng = np.random.default_rng([cfg.seed, i])
             va = generate(ea[0], ea[1], table, cfg, rng)
             vb = generate(eb[0], eb[1], table, cfg, rng) if eb is not None else [None] * len(va)
@@ -234,17 +236,13 @@ def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str 
                     stats.dup_output += 1
                     continue
                 seen.add(key)
-                fields = [clean_field(tokenizer.detokenize(toks_a))]
-                if pairs:
-                    fields.append(clean_field(tokenizer.detokenize(toks_b)) if toks_b else "")
-                fields.append(" ".join(toks_a))
-                if pairs:
-                    fields.append(" ".join(toks_b) if toks_b else "")
-                strategy = "+".join(s for s in ("unk", "pos", "ngram") if s in used)
-                fields += [strategy, str(ex.line)]
-                f.write("\t".join(fields) + "\n")
+                writer.write({"text_a": tokenizer.detokenize(toks_a),
+                              "text_b": tokenizer.detokenize(toks_b) if toks_b else "",
+                              "tokens_a": toks_a, "tokens_b": toks_b or "",
+                              "strategy": "+".join(s for s in STRATEGIES if s in used), "source": ex.line})
                 stats.written += 1
                 stats.strategies.update(used)
+    bar.close()
     stats.gen_seconds = time.perf_counter() - t0
     return stats
 
@@ -254,7 +252,11 @@ def augment_file(input_path: str | Path, output_path: str | Path, cfg: AugmentCo
     """Read labelled (or plain) texts from `input_path` and write augmented unlabelled texts."""
     reader = ExampleReader(input_path, require_label=False, label_column=label_column,
                            skip_bad_lines=skip_bad_lines)
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise DataError(f"{output_path}: is the input file; augmentation would overwrite it (choose another --output)")
     examples = list(reader)
     if reader.stats.skipped:
-        print(reader.stats.summary(), file=sys.stderr)
+        log.warning(reader.stats.summary())
+    if not examples:
+        raise DataError(f"{input_path}: no examples to augment (only a header?)")
     return augment_examples(examples, cfg, output_path, progress=progress)

@@ -1,6 +1,6 @@
 """Training state in one file, so a killed training run (teacher or student) continues where it was.
 
-Both training loops save at each dev evaluation: weights, best weights, optimizer, schedule, the numpy
+The training loop saves at each dev evaluation: weights, best weights, optimizer, schedule, the numpy
 RNG at the start of the epoch (the epoch's batches are re-drawn from it and the finished ones skipped)
 and torch's RNGs (dropout). A resumed run therefore takes exactly the steps of one never stopped.
 The file is written to a temporary name and renamed, so a kill while saving leaves the previous one.
@@ -14,6 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .log import logger
+
+log = logger.getChild("checkpoint")
 
 
 def run_id(*parts) -> str:
@@ -32,8 +36,8 @@ def run_id(*parts) -> str:
 class TrainingCheckpoint:
     """`save` after an evaluation, `load` once before training; `what` names the run in messages."""
 
-    def __init__(self, path: str | Path, run_id: str, log, what: str = "training") -> None:
-        self.path, self.run_id, self.log, self.what = Path(path), run_id, log, what
+    def __init__(self, path: str | Path, run_id: str, what: str = "training") -> None:
+        self.path, self.run_id, self.what = Path(path), run_id, what
 
     def save(self, model, opt, sched, epoch_rng: str, state: dict, best_state: dict | None,
              device: torch.device) -> None:
@@ -53,10 +57,10 @@ class TrainingCheckpoint:
         try:
             ck = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as e:  # a truncated file from a full disk: starting over beats failing
-            self.log(f"{self.path} cannot be read ({type(e).__name__}: {e}); starting over")
+            log.warning(f"{self.path} cannot be read ({type(e).__name__}: {e}); starting over")
             return None
         if ck.get("run") != self.run_id:
-            self.log(f"{self.path} belongs to another {self.what} run (settings or data differ); starting over")
+            log.warning(f"{self.path} belongs to another {self.what} run (settings or data differ); starting over")
             return None
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -66,9 +70,6 @@ class TrainingCheckpoint:
         if ck["cuda_rng"] is not None and device.type == "cuda":
             torch.cuda.set_rng_state(ck["cuda_rng"], device)
         return json.loads(ck["state"]), ck["best"]
-
-    def remove(self) -> None:
-        remove_checkpoint(self.path)
 
 
 def remove_checkpoint(path: str | Path) -> None:

@@ -1,14 +1,16 @@
-"""`datadistill` command line: one sub-command per pipeline step."""
+"""`datadistill` command line: one sub-command per pipeline step.
+
+Nothing heavy is imported here (each command imports what it needs when it runs), so `--help`
+answers without loading torch or transformers.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .config import ConfigError
-from .data.io import DataError
-from .modelio import ModelFolderError
-from .teacher.base import TeacherError
-from .teacher.hf import PRECISIONS
+from .errors import ConfigError, DataError, ModelFolderError, TeacherError
+from .log import logger, setup_logging
+from .teacher.base import PRECISIONS
 
 
 def _bars(args) -> bool:
@@ -16,8 +18,17 @@ def _bars(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _common() -> argparse.ArgumentParser:
+    """-v / -q for every command."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug messages, with times and module names")
+    p.add_argument("-q", "--quiet", action="count", default=0,
+                   help="no progress bars (long steps still log progress once a minute); -qq: warnings and errors only")
+    return p
+
+
 def _add_augment(sub) -> None:
-    p = sub.add_parser("augment", help="step 1: make new unlabelled texts from labelled ones",
+    p = sub.add_parser("augment", parents=[_common()], help="step 1: make new unlabelled texts from labelled ones",
                        description="Make new unlabelled texts: [UNK] noise, same-POS replacement, n-gram sampling.")
     p.add_argument("--input", required=True, help="labelled TSV/JSONL (or plain text) to augment")
     p.add_argument("--output", required=True, help="augmented TSV to write")
@@ -31,7 +42,6 @@ def _add_augment(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes for POS tagging (default 1)")
     p.add_argument("--label-column", default="label")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad input lines instead of stopping")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_augment)
 
 
@@ -44,13 +54,13 @@ def _run_augment(args) -> None:
                                         workers=args.workers), "augment")
     stats = augment_file(args.input, args.output, cfg, label_column=args.label_column,
                          skip_bad_lines=args.skip_bad_lines, progress=_bars(args))
-    print(f"augment: {stats.summary()}; wrote {args.output}", file=sys.stderr)
+    logger.info(f"augment: {stats.summary()}; wrote {args.output}")
 
 
 def _add_student(sub) -> None:
     p = sub.add_parser("student", help="step 3: train a student (BOW, CNN, LSTM)")
     ssub = p.add_subparsers(dest="student_command", metavar="ACTION", required=True)
-    t = ssub.add_parser("train", help="train a student from a JSON config",
+    t = ssub.add_parser("train", parents=[_common()], help="train a student from a JSON config",
                         description="Train on data.train (part.0) + data.teacher_labelled (part.1), select on dev, "
                                     "report test, save a self-contained model folder. The training state is saved at each "
                                     "dev evaluation to OUTPUT/.train_checkpoint.pt and the same command after a "
@@ -58,7 +68,6 @@ def _add_student(sub) -> None:
     t.add_argument("--config", help="JSON run config (see examples/)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.lr=1e-3 (repeatable)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_run_student_train)
 
 
@@ -73,7 +82,7 @@ def _run_student_train(args) -> None:
 
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="accuracy, macro-F1, per-class scores and confusion of a model on a labelled file")
+    p = sub.add_parser("eval", parents=[_common()], help="accuracy, macro-F1, per-class scores and confusion of a model on a labelled file")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--data", required=True, help="labelled TSV/JSONL")
     p.add_argument("--label-column", default="label")
@@ -92,7 +101,7 @@ def _run_eval(args) -> None:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="predict with a model folder: text lines in, label<TAB>probabilities out",
+    p = sub.add_parser("predict", parents=[_common()], help="predict with a model folder: text lines in, label<TAB>probabilities out",
                        description="Reads one text per line (TAB-separated for pairs) from stdin or --input and "
                                    "writes label<TAB>probabilities per line; on stdin each line is answered as it arrives.")
     p.add_argument("--model", required=True, help="model folder")
@@ -103,25 +112,44 @@ def _add_predict(sub) -> None:
 
 
 def _run_predict(args) -> None:
+    from pathlib import Path
+
     from .predict import Predictor
 
     pred = Predictor(args.model, bf16=args.bf16)
     if args.input:
-        try:
-            with open(args.input, encoding="utf-8") as f:
-                pred.stream(f, sys.stdout, args.batch_size or 256)
-        except FileNotFoundError:
-            raise DataError(f"{args.input}: file does not exist") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{args.input}: invalid UTF-8 ({e.reason})") from None
+        path = Path(args.input)
+        if not path.is_file():
+            raise DataError(f"{path}: " + ("is a folder, expected a file" if path.is_dir() else "file does not exist"))
+        with open(path, "rb") as f:
+            header = f.readline().decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n").split("\t")
+        if "text_a" in header:  # a table: its text columns, not its header line
+            from .data.io import ExampleReader
+
+            exs = list(ExampleReader(path, require_label=False))
+            lines = [e.text_a + (f"\t{e.text_b}" if e.text_b is not None else "") for e in exs]
+        else:
+            lines = _utf8_lines(path)
+        pred.stream(lines, sys.stdout, args.batch_size or 256)
     else:
         pred.stream(sys.stdin, sys.stdout, args.batch_size or 1)
+
+
+def _utf8_lines(path):
+    """The lines of a text file; invalid UTF-8 is reported with its line number."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                yield raw.decode("utf-8").lstrip("\ufeff") if n == 1 else raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}, line {n}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1})") \
+                    from None
 
 
 def _add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="step 2: fine-tune a transformers teacher, or score texts with it")
     tsub = p.add_subparsers(dest="teacher_command", metavar="ACTION", required=True)
-    f = tsub.add_parser("finetune", help="fine-tune any sequence-classification checkpoint on labelled data",
+    f = tsub.add_parser("finetune", parents=[_common()], help="fine-tune any sequence-classification checkpoint on labelled data",
                         description="Fine-tune a teacher. Resumable: at each dev evaluation the training state goes "
                                     "to OUT/.finetune_checkpoint.pt, and the same command after a kill continues "
                                     "from there (--set checkpoint=false turns this off).")
@@ -135,21 +163,17 @@ def _add_teacher(sub) -> None:
     f.add_argument("--label-column", default="label")
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training setting, e.g. --set epochs=4 --set lr=5e-5 --set max_len=256 --set pooling=mean")
-    f.add_argument("--quiet", action="store_true", help="no progress bar (dev evaluations are still logged)")
     f.set_defaults(func=_run_teacher_finetune)
-    q = tsub.add_parser("predict", help="score texts: stdin lines in, text<TAB>label<TAB>probabilities out")
+    q = tsub.add_parser("predict", parents=[_common()], help="score texts: stdin lines in, text<TAB>label<TAB>probabilities out")
     q.add_argument("--model", required=True, help="a folder written by 'teacher finetune'")
     q.add_argument("--batch-size", type=int, default=1, help="lines per batch on stdin (default 1: answer each line)")
     q.set_defaults(func=_run_teacher_predict)
 
 
 def _run_teacher_finetune(args) -> None:
-    from .config import apply_overrides, from_dict
-    from .data.io import ExampleReader
-    from .data.labels import LabelMap
+    from .config import apply_overrides, from_dict, load_json
+    from .data.io import read_splits
     from .teacher.hf import TeacherTrainConfig, finetune
-
-    from .config import load_json
 
     raw = load_json(args.config) if args.config else {}
     unknown = set(raw) - {"data", "teacher", "output"}
@@ -165,12 +189,10 @@ def _run_teacher_finetune(args) -> None:
     for name in ("train", "dev", "out"):
         if not getattr(args, name):
             raise ConfigError(f"--{name} is required (or set it in the config)")
-    train = list(ExampleReader(args.train, label_column=args.label_column))
-    label_map = LabelMap.from_labels(ex.label for ex in train)
-    dev = list(ExampleReader(args.dev, label_column=args.label_column, label_map=label_map))
+    train, dev, _, label_map = read_splits(args.train, args.dev, label_column=args.label_column, log=logger)
     m = finetune(cfg, train, dev, args.out, label_map, progress=_bars(args))
-    print(f"teacher: best dev accuracy {m['dev_accuracy'] * 100:.2f} after {m['steps']} steps "
-          f"({m['seconds']:.0f}s); saved {args.out}", file=sys.stderr)
+    logger.info(f"teacher: best dev accuracy {m['dev_accuracy'] * 100:.2f} after {m['steps']} steps "
+          f"({m['seconds']:.0f}s); saved {args.out}")
 
 
 def _run_teacher_predict(args) -> None:
@@ -180,27 +202,30 @@ def _run_teacher_predict(args) -> None:
     buf: list[str] = []
 
     def flush() -> None:
-        if not buf:
-            return
-        pair = [line.split("\t", 1) for line in buf]
-        texts_b = [p[1] if len(p) > 1 else "" for p in pair] if any(len(p) > 1 for p in pair) else None
-        sc = teacher.score([p[0] for p in pair], texts_b)
-        for line, lab, pr in zip(buf, sc.labels, sc.probs):
-            sys.stdout.write(f"{line}\t{lab}\t{' '.join(f'{x:.6f}' for x in pr)}\n")
+        texts = [line for line in buf if line.strip()]
+        if texts:
+            pair = [line.split("\t", 1) for line in texts]
+            texts_b = [p[1] if len(p) > 1 else "" for p in pair] if any(len(p) > 1 for p in pair) else None
+            sc = teacher.score([p[0] for p in pair], texts_b)
+            answers = iter(zip(sc.labels, sc.probs))
+        for line in buf:  # one answer per input line; a blank line is answered by a blank line
+            if line.strip():
+                lab, pr = next(answers)
+                sys.stdout.write(f"{line}\t{lab}\t{' '.join(f'{x:.6f}' for x in pr)}\n")
+            else:
+                sys.stdout.write("\n")
         sys.stdout.flush()
         buf.clear()
 
     for line in sys.stdin:
-        line = line.rstrip("\r\n")
-        if line.strip():
-            buf.append(line)
+        buf.append(line.rstrip("\r\n"))
         if len(buf) >= args.batch_size:
             flush()
     flush()
 
 
 def _add_label(sub) -> None:
-    p = sub.add_parser("label", help="step 2: let a teacher label a file (resumable) -> part.1",
+    p = sub.add_parser("label", parents=[_common()], help="step 2: let a teacher label a file (resumable) -> part.1",
                        description="Score every row of --input with the teacher and write label, text and "
                                    "probabilities/logits to --output. Killed and started again with the same "
                                    "command, it continues where it stopped.")
@@ -224,7 +249,6 @@ def _add_label(sub) -> None:
     p.add_argument("--cache", help="score cache file of this teacher (created if missing): texts found there are "
                                     "not scored again, new scores are added")
     p.add_argument("--skip-bad-lines", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar; a log line with rows done, rate and time left comes at most once a minute (also when stderr is not a terminal)")
     p.set_defaults(func=_run_label)
 
 
@@ -241,17 +265,16 @@ def _run_label(args) -> None:
                                  timeout=args.timeout, unk_token=args.unk_token)
     stats = label_file(teacher, args.input, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
                        skip_bad_lines=args.skip_bad_lines, progress=_bars(args), cache=args.cache)
-    print(f"label: {stats.summary()}; wrote {args.output}", file=sys.stderr)
+    logger.info(f"label: {stats.summary()}; wrote {args.output}")
 
 
 def _add_run(sub) -> None:
-    p = sub.add_parser("run", help="the whole distillation from one JSON config: teacher -> augment -> label -> "
+    p = sub.add_parser("run", parents=[_common()], help="the whole distillation from one JSON config: teacher -> augment -> label -> "
                                    "students -> report (finished steps are skipped)")
     p.add_argument("config", help="pipeline JSON config (see examples/pipeline_*.json)")
     p.add_argument("--steps", help=f"comma-separated steps to run (default all: {','.join(('teacher', 'augment', 'label', 'students', 'report'))})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set train.lr=1e-3")
     p.add_argument("--force", action="store_true", help="run the chosen steps even if up to date")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_pipeline)
 
 
@@ -289,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    setup_logging(1 if args.verbose else -1 if args.quiet >= 2 else 0)
     try:
         args.func(args)
     except (DataError, ConfigError, ModelFolderError, TeacherError) as e:

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import ConfigError
 from .registry import unknown_name_message
 
 C = TypeVar("C")
-
-
-class ConfigError(ValueError):
-    """A config value or key is wrong; the message says where and how to fix it."""
+__all__ = ["ConfigError", "from_dict", "to_dict", "apply_overrides", "load_json", "check_ranges"]
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -63,6 +62,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -93,6 +94,26 @@ def from_dict(cls: type[C], data: dict, where: str = "config") -> C:
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
     return obj
+
+
+def check_ranges(obj: Any) -> None:
+    """Check the numeric fields named in `obj.RANGES`: key -> (low, high[, "open" | "right-open"]).
+
+    Bounds are inclusive unless marked: "open" excludes the low bound, "right-open" the high one;
+    None means no bound. The message names the key and the allowed range."""
+    for key, spec in getattr(obj, "RANGES", {}).items():
+        lo, hi, kind = (*spec, "")[:3]
+        v = getattr(obj, key)
+        if v is None:
+            continue
+        bad = (lo is not None and (v <= lo if kind == "open" else v < lo)) or \
+              (hi is not None and (v >= hi if kind == "right-open" else v > hi))
+        if bad:
+            if hi is None:
+                allowed = f"{'above' if kind == 'open' else 'at least'} {lo}"
+            else:
+                allowed = f"in [{lo}, {hi}{')' if kind == 'right-open' else ']'}"
+            raise ConfigError(f"{key} must be {allowed}, got {v}")
 
 
 def to_dict(obj: Any) -> Any:
@@ -135,7 +156,14 @@ def load_json(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a JSON config file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}, line {e.lineno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at byte {e.start + 1})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a JSON object {{...}}, got {type(data).__name__}")
+    return data

@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 
-from .batching import length_batches
-from .data.io import Example, ExampleReader, clean_field, file_digest
+from .batching import in_length_order
+from .data.cache import ScoreCache, file_digest
+from .data.io import Example, ExampleReader, ExampleWriter
+from .log import Progress, logger
 from .teacher.base import Teacher, TeacherError
 from .text.vocab import UNK
+
+log = logger.getChild("label")
 
 
 @dataclass
@@ -50,42 +54,10 @@ class LabelStats:
                 f"labels {self.label_counts}")
 
 
-class ScoreCache:
-    """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
-    first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored."""
-
-    def __init__(self, path: str | Path, teacher: Teacher, log=None) -> None:
-        self.path = Path(path)
-        self.teacher = teacher.describe()
-        self.scores: dict[tuple[str, str], tuple[str, str, str]] = {}
-        head = json.dumps({"teacher": self.teacher})
-        if self.path.exists():
-            with open(self.path, encoding="utf-8") as f:
-                if f.readline().rstrip("\n") == f"# {head}":
-                    for line in f:
-                        parts = line.rstrip("\n").split("\t")
-                        if line.endswith("\n") and len(parts) == 5:
-                            self.scores[(parts[0], parts[1])] = (parts[2], parts[3], parts[4])
-                elif log:
-                    log(f"label: {self.path} holds another teacher's scores; starting a new cache")
-        if not self.scores:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(f"# {head}\n", encoding="utf-8")
-
-    def get(self, a: str, b: str | None) -> tuple[str, str, str] | None:
-        return self.scores.get((clean_field(a), clean_field(b or "")))
-
-    def add(self, rows: list[tuple[str, str | None, str, str, str]]) -> None:
-        """Append (text_a, text_b, label, probs, logits) rows, durably."""
-        lines = []
-        for a, b, lab, p, z in rows:
-            key = (clean_field(a), clean_field(b or ""))
-            self.scores[key] = (lab, p, z)
-            lines.append("\t".join((*key, lab, p, z)) + "\n")
-        with open(self.path, "a", encoding="utf-8", newline="\n") as f:
-            f.write("".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
+def partial_path(output_path: str | Path) -> Path:
+    """Where labelling keeps the rows done so far (renamed to the output at the end)."""
+    output_path = Path(output_path)
+    return output_path.with_name(output_path.name + ".partial")
 
 
 def _fingerprint(input_path: Path, teacher: Teacher) -> dict:
@@ -126,39 +98,43 @@ def _count_lines(path: Path) -> int:
     return n + (last != b"\n")
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int) -> tuple:
+    """(labels, probs, logits) of every text, formatted as written, batched by length, in input order."""
+    def run(idx):
+        sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
+        return (np.array(sc.labels, dtype=object),
+                np.array([_fmt(sc.probs[k] if sc.probs is not None else None) for k in range(len(idx))], dtype=object),
+                np.array([_fmt(sc.logits[k] if sc.logits is not None else None) for k in range(len(idx))], dtype=object))
+
+    return in_length_order([len(t) for t in a], batch_size, run)
 
 
 def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path, batch_size: int = 64,
-               chunk_size: int = 1024, skip_bad_lines: bool = False, progress: bool = True, log=None,
+               chunk_size: int = 1024, skip_bad_lines: bool = False, progress: bool = True,
                cache: str | Path | None = None, log_every: float = 60.0) -> LabelStats:
     """Label every row of `input_path` with `teacher` into `output_path` (see the module docstring).
 
     Without a progress bar (`progress=False`, e.g. a job writing to a log file) a line with the rows
     done, the scoring rate and the time left is logged at most every `log_every` seconds.
     """
-    from tqdm import tqdm
-
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     input_path, output_path = Path(input_path), Path(output_path)
     reader = ExampleReader(input_path, require_label=False, skip_bad_lines=skip_bad_lines)
-    partial = output_path.with_name(output_path.name + ".partial")
+    partial = partial_path(output_path)
     meta_path = output_path.with_name(output_path.name + ".partial.json")
     meta = _fingerprint(input_path, teacher)
     done = 0
     if partial.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         done = _complete_rows(partial)
         if done:
-            log(f"label: resuming {output_path}: {done} rows already labelled")
+            log.info(f"label: resuming {output_path}: {done} rows already labelled")
     elif partial.exists():
-        log(f"label: {partial} belongs to another input or teacher; starting over")
+        log.info(f"label: {partial} belongs to another input or teacher; starting over")
         partial.unlink()
     output_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta))
 
     stats = LabelStats(resumed_from=done)
-    scores = ScoreCache(cache, teacher, log) if cache else None
+    scores = ScoreCache(cache, teacher.describe()) if cache else None
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
     rows = iter(reader)
@@ -173,22 +149,20 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
         yield from rows
 
     stream = all_rows()
-    skipped = 0
     for _ in range(done):
         if next(stream, None) is None:
             break
-        skipped += 1
     header = ["label", "text_a"] + (["text_b"] if pair else []) + (["tokens_a"] if tokens else []) \
         + (["tokens_b"] if tokens and pair else []) + ["probs", "logits"]
+    # for the log lines: rows in the file (about: lenient reading may skip some)
+    expected = _count_lines(input_path) - (reader.fmt == "tsv") if not progress else None
+    bar = Progress(expected, "label", "row", progress, initial=done, every=log_every, log=log,
+                   total_is_estimate=True)
     with open(partial, "a", encoding="utf-8", newline="\n") as f:
         if done == 0:
             f.seek(0)
             f.truncate()
-            f.write("\t".join(header) + "\n")
-        bar = tqdm(desc="labelling", unit="row", initial=done, disable=not progress, file=sys.stderr)
-        # for the log lines: rows in the file (about: lenient reading may skip some)
-        expected = _count_lines(input_path) - (reader.fmt == "tsv") if not progress else 0
-        last_log = time.perf_counter()
+        writer = ExampleWriter(f, header, header=done == 0)
         for chunk in _chunks(stream, chunk_size):
             a = [ex.text_a.replace(UNK, teacher.unk_token) for ex in chunk]
             b = [(ex.text_b or "").replace(UNK, teacher.unk_token) for ex in chunk] if pair else None
@@ -203,41 +177,26 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
                     stats.cached += 1
                 else:
                     todo.append(i)
-            for idx in length_batches([len(a[i]) for i in todo], batch_size):
-                idx = [todo[j] for j in idx]
-                sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
-                for k, i in enumerate(idx):
-                    labels[i] = sc.labels[k]
-                    probs[i] = _fmt(sc.probs[k] if sc.probs is not None else None)
-                    logits[i] = _fmt(sc.logits[k] if sc.logits is not None else None)
-            if scores and todo:
-                scores.add([(a[i], b[i] if b is not None else None, labels[i], probs[i], logits[i]) for i in todo])
-            lines = []
-            for ex, lab, p, z in zip(chunk, labels, probs, logits):
-                fields = [lab, clean_field(ex.text_a)] + ([clean_field(ex.text_b or "")] if pair else [])
-                if tokens:
-                    fields.append(" ".join(ex.tokens_a or []))
-                    if pair:
-                        fields.append(" ".join(ex.tokens_b or []))
-                fields += [p, z]
-                lines.append("\t".join(fields) + "\n")
+            if todo:
+                got = _score(teacher, [a[i] for i in todo], [b[i] for i in todo] if b is not None else None, batch_size)
+                for k, i in enumerate(todo):
+                    labels[i], probs[i], logits[i] = got[0][k], got[1][k], got[2][k]
+                if scores:
+                    scores.add([(a[i], b[i] if b is not None else None, labels[i], probs[i], logits[i]) for i in todo])
+            writer.write_many({"label": lab, "text_a": ex.text_a, "text_b": ex.text_b, "tokens_a": ex.tokens_a,
+                               "tokens_b": ex.tokens_b, "probs": p, "logits": z}
+                              for ex, lab, p, z in zip(chunk, labels, probs, logits))
+            for lab in labels:
                 counts[lab] = counts.get(lab, 0) + 1
-            f.write("".join(lines))
             f.flush()
             os.fsync(f.fileno())
+            bar.note(f"{stats.cached:,} from the score cache")
             bar.update(len(chunk))
-            now = time.perf_counter()
-            if not progress and now - last_log >= log_every:
-                last_log, n_done = now, done + sum(counts.values())
-                rate = (n_done - done) / max(now - t0, 1e-9)           # rows per second, cache hits included
-                left = f", about {_duration((expected - n_done) / rate)} left" if rate and expected > n_done else ""
-                log(f"label: {n_done:,} of about {expected:,} rows ({100 * n_done / max(expected, 1):.0f} %), "
-                    f"{stats.cached:,} from the score cache, {rate:.1f} rows/s{left}")
         bar.close()
         total = done + sum(counts.values())
     os.replace(partial, output_path)
     meta_path.unlink(missing_ok=True)
     if reader.stats.skipped:
-        log(reader.stats.summary())
+        log.warning(reader.stats.summary())
     stats.rows, stats.seconds, stats.label_counts = total, time.perf_counter() - t0, counts
     return stats

@@ -23,11 +23,10 @@ from .students.base import Dims, Student
 from .text.features import FeatureConfig, Featurizer
 from .text.vocab import Vocab
 
+from .errors import ModelFolderError
+
 REQUIRED = ("config.json", "vocab.txt", "labels.json", "model.safetensors")
-
-
-class ModelFolderError(ValueError):
-    """A model folder is missing a file or holds one that cannot be read; the message names the file."""
+__all__ = ["ModelFolderError", "save_model", "load_folder", "REQUIRED"]
 
 
 def save_model(folder: str | Path, model: Student, featurizer: Featurizer, label_map: LabelMap,
@@ -90,7 +89,10 @@ def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict
     if len(vocab) != dims.vocab_size or len(label_map) != dims.num_labels:
         raise ModelFolderError(f"{folder}: vocab.txt has {len(vocab)} tokens and labels.json {len(label_map)} labels, "
                                f"but config.json expects {dims.vocab_size} and {dims.num_labels}")
-    model = build_student(arch, params, dims)
+    try:
+        model = build_student(arch, params, dims)
+    except Exception as e:  # noqa: BLE001 - an edited arch or hyper-parameter
+        raise ModelFolderError(f"{folder / 'config.json'}: cannot build the model it describes ({e})") from None
     try:
         state = load_file(str(folder / "model.safetensors"))
         model.load_state_dict(state)

@@ -1,40 +1,42 @@
 """`datadistill run CONFIG.json`: the whole distillation, each step a file on disk, skipped when up to date.
 
-Steps (in order; `--steps` picks some):
-  teacher   fine-tune the teacher on data.train                      -> WORK/teacher/ (or teacher_dir)
-  augment   augment data.train (if `augment` is set)                  -> WORK/student/unsup_train_aug
-  label     teacher-label augmented + user unlabelled texts           -> WORK/student/train/part.1
-            (part.0 = the original labelled data                      -> WORK/student/train/part.0)
-  students  per student: a baseline on part.0 alone, and the distilled one on part.0 + part.1
-                                                                      -> WORK/student/<name>_base/, <name>/
-  report    test accuracy, size and measured speed of every model     -> WORK/report/
+The steps are declared once, in `STEPS` at the bottom: each names the steps it reads from, its
+input files, its settings and its outputs, and the function that runs it. Adding a step is one
+entry there.
 
-A step is skipped when its fingerprint (its config section, the content digests of its input files,
-the presence of its outputs) matches the one recorded in WORK/.steps/<step>.json (the teacher's in
-its own folder, so several runs can share one teacher) after it last finished, so a killed run
-started again resumes at the first unfinished step (labelling also resumes inside the step, the
-teacher's fine-tuning at its last dev evaluation).
+A step is skipped when its fingerprint matches the record written when it last finished
+(WORK/.steps/<step>.json; the teacher's in its own folder, so runs can share one teacher) and its
+outputs exist. The fingerprint holds only contents: the step's settings without any paths, and the
+content digests of its input files. A killed run started again therefore resumes at the first
+unfinished step (labelling also inside the step, training at its last dev evaluation). When only
+some steps are asked for (`--steps`), every step they read from must be up to date: otherwise the
+run stops with a message naming the stale step and why, instead of training on old data.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .augment import AugmentConfig, augment_file
-from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
-from .data.io import ExampleReader, atomic_write, clean_field, file_digest, model_digest, score_cache_name
+from .config import ConfigError, apply_overrides, check_ranges, from_dict, load_json, to_dict
+from .data.cache import content_digest, digest, score_cache_name
+from .data.io import ExampleReader, ExampleWriter, atomic_write, read_splits
+from .errors import StaleInputError
+from .layout import Layout
+from .log import logger
 from .student import DataConfig, StudentConfig, StudentRunConfig, train_student
-from .teacher.hf import PRECISIONS, TeacherTrainConfig
+from .teacher import TEACHERS, load_kinds
+from .teacher.base import PRECISIONS
+from .teacher.hf import TeacherTrainConfig
 from .train import TrainConfig
 
-STEPS = ("teacher", "augment", "label", "students", "report")
+log = logger.getChild("pipeline")
 
 
 @dataclass
@@ -48,10 +50,13 @@ class PipelineData:
     max_label_rows: int | None = None                     # label at most this many rows (quick settings)
     seed: int = 1
 
+    RANGES = {"unlabelled_ratio": (0, None, "open"), "max_label_rows": (1, None)}
+
     def validate(self) -> None:
         for name in ("train", "dev", "test"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} is required: a labelled TSV/JSONL path")
+        check_ranges(self)
 
 
 @dataclass
@@ -61,16 +66,20 @@ class LabelConfig:
     cache: bool = True      # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
     precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2x faster), else fp32
 
+    RANGES = {"batch_size": (1, None), "chunk_size": (1, None)}
+
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"label.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+        check_ranges(self)
 
 
 @dataclass
 class RunConfig:
     work: str = "work/run"
     data: PipelineData = field(default_factory=PipelineData)
-    teacher: TeacherTrainConfig = field(default_factory=lambda: TeacherTrainConfig(model="bundled:multilingual-e5-small"))
+    # a teacher kind's config (teacher.kind: "hf" -> TeacherTrainConfig, "command" -> CommandTeacherConfig)
+    teacher: Any = field(default_factory=lambda: TeacherTrainConfig(model="bundled:multilingual-e5-small"))
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)   # null: no augmentation (case 1 only)
     label: LabelConfig = field(default_factory=LabelConfig)
     students: dict[str, StudentConfig] = field(default_factory=dict)       # name -> student; e.g. {"bow": {...}}
@@ -80,11 +89,14 @@ class RunConfig:
     teacher_dir: str = ""   # where the teacher lives (default WORK/teacher); runs naming the same folder and the
                             # same teacher section share one fine-tuning (its step record is kept in the folder)
 
+    RANGES = {"shards": (0, None)}
+
     def validate(self) -> None:
         if not self.students:
             raise ConfigError("students is empty: name at least one, e.g. {\"bow\": {\"arch\": \"bow\"}}")
         if self.augment is None and not self.data.unlabelled:
             raise ConfigError("nothing to label: set augment or data.unlabelled")
+        check_ranges(self)
         from_dict(TrainConfig, {**to_dict(self.train), **self.distill}, "distill")
 
 
@@ -94,190 +106,310 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     if isinstance(students, dict):  # dict of dataclasses: coerce each value
         raw["students"] = {k: from_dict(StudentConfig, v, f"{path}.students.{k}") if isinstance(v, dict) else v
                            for k, v in students.items()}
+    if "teacher" in raw:
+        raw["teacher"] = teacher_config(raw["teacher"], f"{path}.teacher")
     return from_dict(RunConfig, raw, str(path))
 
 
-def _file_fp(path: str | Path) -> str:
-    """A file's content digest, "missing" if absent (see `file_digest`)."""
-    return file_digest(path) if Path(path).exists() else "missing"
+def teacher_config(section: Any, where: str = "teacher"):
+    """The teacher section as the config dataclass of its kind (`kind`, default "hf")."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: expected an object, got {section!r}")
+    load_kinds()
+    kind = section.get("kind", "hf")
+    if not isinstance(kind, str) or kind not in TEACHERS:
+        from .registry import unknown_name_message
+
+        raise ConfigError(f"{where}.kind: " + unknown_name_message("teacher kind", str(kind), TEACHERS.names()))
+    return from_dict(TEACHERS.get(kind).config_class, section, where)
 
 
 # Settings that change how a step runs, never what it produces: a step is not redone for them.
-NOT_IN_FINGERPRINT = ("checkpoint",)
+NOT_IN_FINGERPRINT = ("checkpoint", "workers")
 
 
-def _settings(cfg) -> dict:
-    """A config as a dict for a fingerprint, without the keys of NOT_IN_FINGERPRINT (at any depth)."""
+def settings_of(cfg) -> Any:
+    """A config as JSON-ready data for a fingerprint, without the keys of NOT_IN_FINGERPRINT (at any depth)."""
     def strip(d):
-        return {k: strip(v) for k, v in d.items() if k not in NOT_IN_FINGERPRINT} if isinstance(d, dict) else d
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in NOT_IN_FINGERPRINT}
+        return [strip(v) for v in d] if isinstance(d, list) else d
     return strip(to_dict(cfg))
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+@dataclass
+class Step:
+    """One pipeline step: what it reads, what it makes, and how."""
+
+    name: str
+    after: tuple[str, ...]                                   # the steps whose outputs it reads
+    inputs: Callable[["Pipeline"], dict[str, Path]]          # name -> file or folder whose content matters
+    settings: Callable[["Pipeline"], Any]                    # content-only settings (no paths)
+    outputs: Callable[["Pipeline"], list[Path]]
+    run: Callable[["Pipeline"], None]
+    enabled: Callable[["Pipeline"], bool] = lambda p: True
+
+
+def fingerprint(settings: Any, inputs: dict[str, Path]) -> dict:
+    """What a record holds: the settings' digest and each input's content digest, by name."""
+    return {"settings": digest(settings), "inputs": {k: content_digest(v) for k, v in inputs.items()}}
+
+
+class Records:
+    """Step records: the fingerprint a unit of work had when it last finished."""
+
+    @staticmethod
+    def stale_reason(path: Path, fp: dict, outputs: list[Path]) -> str | None:
+        """None when up to date, else why not, in words."""
+        if not path.exists():
+            return "it has not run yet"
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return f"its record {path} cannot be read"
+        missing = [o for o in outputs if not o.exists()]
+        if missing:
+            return f"its output {missing[0]} is missing"
+        if old.get("settings") != fp["settings"]:
+            return "its settings changed"
+        old_in = old.get("inputs", {})
+        for name, d in fp["inputs"].items():
+            if old_in.get(name) != d:
+                return f"its input {name} changed"
+        if set(old_in) != set(fp["inputs"]):
+            return "its inputs changed"
+        return None
+
+    @staticmethod
+    def write(path: Path, fp: dict, seconds: float) -> None:
+        with atomic_write(path) as f:
+            f.write(json.dumps({**fp, "seconds": seconds}))
 
 
 class Pipeline:
-    def __init__(self, cfg: RunConfig, log: Callable[[str], None] | None = None, progress: bool = True) -> None:
+    def __init__(self, cfg: RunConfig, progress: bool = True) -> None:
         self.cfg = cfg
-        self.work = Path(cfg.work)
-        self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.layout = Layout.of(cfg.work, cfg.teacher_dir)
         self.progress = progress
-        w = self.work
-        self.paths = {"teacher": Path(cfg.teacher_dir) if cfg.teacher_dir else w / "teacher", "aug": w / "student" / "unsup_train_aug",
-                      "label_input": w / "student" / "label_input.tsv", "part0": w / "student" / "train" / "part.0",
-                      "part1": w / "student" / "train" / "part.1", "shards": w / "student" / "train" / "shards",
-                      "report": w / "report", "steps": w / ".steps"}
+        self.steps = {s.name: s for s in STEPS}
 
-    # -- fingerprints ------------------------------------------------------------------------------
-    def _fingerprint(self, step: str) -> dict:
-        c, p = self.cfg, self.paths
-        if step == "teacher":
-            return {"cfg": _settings(c.teacher), "in": [_file_fp(c.data.train), _file_fp(c.data.dev)]}
-        if step == "augment":
-            return {"cfg": to_dict(c.augment), "in": [_file_fp(c.data.train)]}
-        if step == "label":
-            return {"cfg": [to_dict(c.label), to_dict(c.data)], "in": [self._teacher_fp(),
-                    _file_fp(p["aug"]) if c.augment else None] + [_file_fp(u) for u in c.data.unlabelled]}
-        if step == "students":
-            return {"cfg": [to_dict(c.students), _settings(c.train), _settings(c.distill), c.shards],
-                    "in": [_file_fp(p["part0"]), _file_fp(p["part1"]), _file_fp(c.data.dev), _file_fp(c.data.test)]}
-        return {"in": [_file_fp(self.work / "student" / n / "metrics.json") for n in self._model_names()]
-                + [self._teacher_fp(), _file_fp(c.data.test)]}
+    # -- the build system ---------------------------------------------------------------------------
+    def stale_reason(self, name: str) -> str | None:
+        step = self.steps[name]
+        return Records.stale_reason(self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)),
+                                    step.outputs(self))
 
-    def _teacher_fp(self) -> str:
-        """The teacher's weights and settings (its model files), so a retrained teacher relabels."""
-        return model_digest(self.paths["teacher"]) if self.paths["teacher"].is_dir() else "missing"
+    def up_to_date(self, name: str) -> bool:
+        return self.stale_reason(name) is None
 
-    def _outputs(self, step: str) -> list[Path]:
-        p = self.paths
-        return {"teacher": [p["teacher"] / "teacher.json"], "augment": [p["aug"]], "label": [p["part0"], p["part1"]],
-                "students": [self.work / "student" / n / "model.safetensors" for n in self._model_names()],
-                "report": [p["report"] / "report.json", p["report"] / "report.md"]}[step]
+    def upstream(self, name: str) -> list[str]:
+        """Every step `name` reads from, directly or not, in pipeline order."""
+        seen: set[str] = set()
+        todo = list(self.steps[name].after)
+        while todo:
+            s = todo.pop()
+            if s not in seen:
+                seen.add(s)
+                todo += self.steps[s].after
+        return [s.name for s in STEPS if s.name in seen]
 
-    def _model_names(self) -> list[str]:
+    def run(self, steps: list[str] | None = None, force: bool = False) -> None:
+        chosen = list(steps or self.steps)
+        for s in chosen:
+            if s not in self.steps:
+                raise ConfigError(f"unknown step '{s}' (steps: {', '.join(self.steps)})")
+        chosen = [s.name for s in STEPS if s.name in chosen and s.enabled(self)]
+        for name in chosen:
+            for up in self.upstream(name):
+                if up in chosen or not self.steps[up].enabled(self):
+                    continue
+                why = self.stale_reason(up)
+                if why:
+                    todo = ",".join(s for s in self.steps if s in chosen or s == up)
+                    raise StaleInputError(f"step '{name}' reads the output of step '{up}', which is out of date "
+                                          f"({why}); run it too (--steps {todo}) or leave out --steps")
+        for name in chosen:
+            step = self.steps[name]
+            if not force and self.up_to_date(name):
+                log.info(f"[{name}] up to date, skipped")
+                continue
+            log.info(f"[{name}] running")
+            t0 = time.perf_counter()
+            step.run(self)
+            Records.write(self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)),
+                          time.perf_counter() - t0)
+            log.info(f"[{name}] done in {time.perf_counter() - t0:.0f}s")
+
+    # -- helpers the steps share ----------------------------------------------------------------------
+    def teacher_kind(self):
+        return TEACHERS.get(self.cfg.teacher.kind)
+
+    def trains_teacher(self) -> bool:
+        return self.teacher_kind().finetune is not None
+
+    def teacher_inputs(self) -> dict[str, Path]:
+        """The teacher as an input: its folder's model files when it is trained here, else nothing (its
+        settings, e.g. an external command, are then part of the reading step's settings)."""
+        return {"teacher": self.layout.teacher} if self.trains_teacher() else {}
+
+    def teacher_settings(self) -> Any:
+        return None if self.trains_teacher() else settings_of(self.cfg.teacher)
+
+    def load_teacher(self, batch_size: int, precision: str, device: str = "auto"):
+        cfg = self.cfg.teacher
+        if not self.trains_teacher() and not getattr(cfg, "labels", True):
+            _, _, _, lm = read_splits(self.cfg.data.train, label_column=self.cfg.data.label_column)
+            cfg = dataclasses.replace(cfg, labels=lm.labels)  # the external teacher answers in the data's labels
+        return self.teacher_kind().load(cfg, self.layout.teacher, batch_size=batch_size, precision=precision,
+                                        device=device)
+
+    def model_names(self) -> list[str]:
         return [n for s in self.cfg.students for n in (f"{s}_base", s)]
 
-    def record_path(self, step: str) -> Path:
-        # The teacher's record travels with the teacher folder, so another run sharing it sees it is done.
-        return self.paths["teacher"] / ".step.json" if step == "teacher" else self.paths["steps"] / f"{step}.json"
-
-    def up_to_date(self, step: str) -> bool:
-        rec = self.record_path(step)
-        return rec.exists() and all(o.exists() for o in self._outputs(step)) and \
-            json.loads(rec.read_text()).get("fingerprint") == _digest(self._fingerprint(step))
-
-    def _record(self, step: str, seconds: float) -> None:
-        rec = self.record_path(step)
-        rec.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(rec) as f:
-            f.write(json.dumps({"fingerprint": _digest(self._fingerprint(step)), "seconds": seconds}))
-
-    # -- steps -------------------------------------------------------------------------------------
-    def run(self, steps: list[str] | None = None, force: bool = False) -> None:
-        steps = list(steps or STEPS)
-        for s in steps:
-            if s not in STEPS:
-                raise ConfigError(f"unknown step '{s}' (steps: {', '.join(STEPS)})")
-        if self.cfg.augment is None and "augment" in steps:
-            steps.remove("augment")
-        for step in STEPS:
-            if step not in steps:
-                continue
-            if not force and self.up_to_date(step):
-                self.log(f"[{step}] up to date, skipped")
-                continue
-            self.log(f"[{step}] running")
-            t0 = time.perf_counter()
-            getattr(self, f"step_{step}")()
-            self._record(step, time.perf_counter() - t0)
-            self.log(f"[{step}] done in {time.perf_counter() - t0:.0f}s")
-
-    def _labelled(self, path: str):
-        from .data.labels import LabelMap
-
-        train = list(ExampleReader(path, label_column=self.cfg.data.label_column))
-        return train, LabelMap.from_labels(e.label for e in train)
-
-    def step_teacher(self) -> None:
-        from .teacher.hf import finetune
-
-        train, lm = self._labelled(self.cfg.data.train)
-        dev = list(ExampleReader(self.cfg.data.dev, label_column=self.cfg.data.label_column, label_map=lm))
-        m = finetune(self.cfg.teacher, train, dev, self.paths["teacher"], lm, progress=self.progress, log=self.log)
-        (self.paths["teacher"] / "finetune_metrics.json").write_text(json.dumps(m, indent=1))
-
-    def step_augment(self) -> None:
-        stats = augment_file(self.cfg.data.train, self.paths["aug"], self.cfg.augment,
-                             label_column=self.cfg.data.label_column, progress=self.progress)
-        self.log(f"[augment] {stats.summary()}")
-
-    def _label_input(self) -> Path:
-        """Augmented texts and the user's unlabelled texts in one file (texts only), capped as configured."""
-        d = self.cfg.data
-        rng = random.Random(d.seed)
-        unl = [e for u in d.unlabelled for e in ExampleReader(u, require_label=False)]
-        aug = list(ExampleReader(self.paths["aug"], require_label=False)) if self.cfg.augment else []
-        if unl and aug and d.unlabelled_ratio:
-            keep = min(len(aug), int(len(unl) / d.unlabelled_ratio))
-            aug = [aug[i] for i in sorted(rng.sample(range(len(aug)), keep))]
-        rows = unl + aug
-        if d.max_label_rows is not None and len(rows) > d.max_label_rows:
-            rows = [rows[i] for i in sorted(random.Random(d.seed).sample(range(len(rows)), d.max_label_rows))]
-        pair = any(e.text_b is not None for e in rows)
-        with atomic_write(self.paths["label_input"]) as f:
-            f.write("text_a" + ("\ttext_b" if pair else "") + "\n")
-            for e in rows:
-                f.write(clean_field(e.text_a) + (f"\t{clean_field(e.text_b or '')}" if pair else "") + "\n")
-        self.log(f"[label] {len(rows)} texts to label ({len(unl)} unlabelled, {len(aug)} augmented kept)")
-        return self.paths["label_input"]
-
-    def step_label(self) -> None:
-        from .label import label_file
-        from .teacher.hf import HFTeacher
-
-        self.paths["part0"].parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(self.cfg.data.train, self.paths["part0"])  # same bytes: baselines stay up to date
-        src = self.paths["label_input"]
-        if not (self.paths["part1"].with_name("part.1.partial").exists() and src.exists()):
-            src = self._label_input()
-        teacher = HFTeacher(self.paths["teacher"], batch_size=self.cfg.label.batch_size,
-                            precision=self.cfg.label.precision)
-        self.log(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
-        cache = self.paths["teacher"] / score_cache_name(teacher.precision)
-        stats = label_file(teacher, src, self.paths["part1"], batch_size=self.cfg.label.batch_size,
-                           chunk_size=self.cfg.label.chunk_size, progress=self.progress, log=self.log,
-                           cache=cache if self.cfg.label.cache else None)
-        self.log(f"[label] {stats.summary()}")
-
-    def step_students(self) -> None:
-        c, p = self.cfg, self.paths
-        if c.shards:
-            write_shards([p["part0"], p["part1"]], p["shards"], c.shards, seed=c.data.seed)
+    def student_runs(self) -> list[tuple[str, StudentRunConfig]]:
+        """(model name, run config) of every baseline (part.0 only) and distilled (part.0 + part.1) student."""
+        c, lay = self.cfg, self.layout
         distill_train = from_dict(TrainConfig, {**to_dict(c.train), **c.distill}, "distill")
+        runs = []
         for name, student in c.students.items():
-            for suffix, part1, train_cfg in (("_base", [], c.train), ("", [str(p["part1"])], distill_train)):
-                out = self.work / "student" / f"{name}{suffix}"
-                run = StudentRunConfig(DataConfig(str(p["part0"]), c.data.dev, c.data.test, part1, c.data.label_column),
-                                       student, train_cfg, str(out))
-                # Same config is not enough: part.1 is rewritten in place when the teacher or the
-                # label input changes, so the record also holds the fingerprints of the data files.
-                record = out / ".pipeline.json"
-                fp = _digest({"run": _settings(run), "in": [_file_fp(f) for f in [p["part0"], *part1, c.data.dev]]})
-                if record.exists() and (out / "model.safetensors").exists() and \
-                        json.loads(record.read_text()).get("fingerprint") == fp:
-                    self.log(f"[students] {name}{suffix}: up to date")
-                    continue
-                self.log(f"[students] training {name}{suffix} ({'part.0 + part.1' if part1 else 'part.0 only'})")
-                train_student(run, progress=self.progress, log=self.log)
-                with atomic_write(record) as f:
-                    f.write(json.dumps({"fingerprint": fp}))
+            for suffix, part1, train_cfg in (("_base", [], c.train), ("", [str(lay.part1)], distill_train)):
+                data = DataConfig(str(lay.part0), c.data.dev, c.data.test, part1, c.data.label_column)
+                runs.append((f"{name}{suffix}", StudentRunConfig(data, student, train_cfg, str(lay.student(name + suffix)))))
+        return runs
 
-    def step_report(self) -> None:
-        from .report import write_report
 
-        write_report(self.work, self.cfg, self._model_names(), self.paths["report"], log=self.log,
-                     teacher_dir=self.paths["teacher"], teacher_precision=self.cfg.label.precision)
+# -- the steps ------------------------------------------------------------------------------------------
+def _run_teacher(p: Pipeline) -> None:
+    d = p.cfg.data
+    train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column, log=log)
+    m = p.teacher_kind().finetune(p.cfg.teacher, train, dev, p.layout.teacher, lm, progress=p.progress)
+    (p.layout.teacher / "finetune_metrics.json").write_text(json.dumps(m, indent=1))
+
+
+def _run_augment(p: Pipeline) -> None:
+    stats = augment_file(p.cfg.data.train, p.layout.aug, p.cfg.augment, label_column=p.cfg.data.label_column,
+                         progress=p.progress)
+    log.info(f"[augment] {stats.summary()}")
+
+
+def _write_label_input(p: Pipeline) -> Path:
+    """Augmented texts and the user's unlabelled texts in one file (texts only), capped as configured.
+    Written anew every time, from the current inputs: labelling resumes only when its bytes are the same."""
+    d = p.cfg.data
+    rng = random.Random(d.seed)
+    unl = [e for u in d.unlabelled for e in ExampleReader(u, require_label=False)]
+    aug = list(ExampleReader(p.layout.aug, require_label=False)) if p.cfg.augment else []
+    if unl and aug and d.unlabelled_ratio:
+        keep = min(len(aug), int(len(unl) / d.unlabelled_ratio))
+        aug = [aug[i] for i in sorted(rng.sample(range(len(aug)), keep))]
+    rows = unl + aug
+    if d.max_label_rows is not None and len(rows) > d.max_label_rows:
+        rows = [rows[i] for i in sorted(random.Random(d.seed).sample(range(len(rows)), d.max_label_rows))]
+    pair = any(e.text_b is not None for e in rows)
+    with atomic_write(p.layout.label_input) as f:
+        ExampleWriter(f, ["text_a"] + (["text_b"] if pair else [])).write_many(rows)
+    log.info(f"[label] {len(rows)} texts to label ({len(unl)} unlabelled, {len(aug)} augmented kept)")
+    return p.layout.label_input
+
+
+def _run_label(p: Pipeline) -> None:
+    from .label import label_file
+
+    lay, lc = p.layout, p.cfg.label
+    lay.part0.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(p.cfg.data.train, lay.part0)  # same bytes: baselines stay up to date
+    src = _write_label_input(p)
+    teacher = p.load_teacher(lc.batch_size, lc.precision)
+    if hasattr(teacher, "device"):
+        log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
+    cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
+    stats = label_file(teacher, src, lay.part1, batch_size=lc.batch_size, chunk_size=lc.chunk_size,
+                       progress=p.progress, cache=cache if lc.cache else None)
+    log.info(f"[label] {stats.summary()}")
+
+
+def _student_unit(p: Pipeline, run: StudentRunConfig) -> tuple[Path, dict, list[Path]]:
+    """One model's record, fingerprint and output: its settings (no paths) and the files it trains on."""
+    lay = p.layout
+    inputs = {"part.0": lay.part0, "data.dev": Path(run.data.dev)}
+    inputs.update({"part.1": lay.part1} if run.data.teacher_labelled else {})
+    settings = settings_of({"student": run.student, "train": run.train, "label_column": run.data.label_column})
+    name = Path(run.output).name
+    return lay.steps / f"students.{name}.json", fingerprint(settings, inputs), [Path(run.output) / "model.safetensors"]
+
+
+def _run_students(p: Pipeline) -> None:
+    if p.cfg.shards:
+        write_shards([p.layout.part0, p.layout.part1], p.layout.shards, p.cfg.shards, seed=p.cfg.data.seed)
+    for name, run in p.student_runs():
+        record, fp, outputs = _student_unit(p, run)
+        # part.1 is rewritten when the teacher or the label input changes: the baseline (part.0 only) is not
+        if Records.stale_reason(record, fp, outputs) is None:
+            log.info(f"[students] {name}: up to date")
+            continue
+        log.info(f"[students] training {name} ({'part.0 + part.1' if run.data.teacher_labelled else 'part.0 only'})")
+        t0 = time.perf_counter()
+        train_student(run, progress=p.progress)
+        Records.write(record, fp, time.perf_counter() - t0)
+
+
+def _run_report(p: Pipeline) -> None:
+    from .report import write_report
+
+    teacher = p.load_teacher(batch_size=64, precision=p.cfg.label.precision, device="cpu")
+    write_report(p.layout, p.cfg.data, p.model_names(), teacher)
+
+
+def _students_settings(p: Pipeline) -> Any:
+    return settings_of([p.cfg.students, p.cfg.train, p.cfg.distill, p.cfg.shards, p.cfg.data.label_column])
+
+
+def _teacher_inputs(p: Pipeline) -> dict[str, Path]:
+    """train, dev and, when the base model is a local folder, that folder by content (not its path)."""
+    inputs = {"data.train": Path(p.cfg.data.train), "data.dev": Path(p.cfg.data.dev)}
+    if Path(p.cfg.teacher.model).is_dir():
+        inputs["teacher.model"] = Path(p.cfg.teacher.model)
+    return inputs
+
+
+def _teacher_settings(p: Pipeline) -> Any:
+    settings = settings_of(p.cfg.teacher)
+    if Path(p.cfg.teacher.model).is_dir():
+        settings.pop("model")  # an input, by content
+    return [settings, p.cfg.data.label_column]
+
+
+STEPS: list[Step] = [
+    Step("teacher", after=(),
+         inputs=_teacher_inputs,
+         settings=_teacher_settings,
+         outputs=lambda p: [p.layout.teacher / "teacher.json"],
+         run=_run_teacher, enabled=lambda p: p.trains_teacher()),
+    Step("augment", after=(),
+         inputs=lambda p: {"data.train": Path(p.cfg.data.train)},
+         settings=lambda p: settings_of(p.cfg.augment),
+         outputs=lambda p: [p.layout.aug],
+         run=_run_augment, enabled=lambda p: p.cfg.augment is not None),
+    Step("label", after=("teacher", "augment"),
+         inputs=lambda p: {**p.teacher_inputs(), **({"augmented": p.layout.aug} if p.cfg.augment else {}),
+                           **{f"data.unlabelled[{i}]": Path(u) for i, u in enumerate(p.cfg.data.unlabelled)},
+                           "data.train": Path(p.cfg.data.train)},
+         settings=lambda p: [settings_of(p.cfg.label), p.teacher_settings(), p.cfg.data.unlabelled_ratio,
+                             p.cfg.data.max_label_rows, p.cfg.data.seed],
+         outputs=lambda p: [p.layout.part0, p.layout.part1],
+         run=_run_label),
+    Step("students", after=("label",),
+         inputs=lambda p: {"part.0": p.layout.part0, "part.1": p.layout.part1, "data.dev": Path(p.cfg.data.dev)},
+         settings=_students_settings,
+         outputs=lambda p: [p.layout.student(n) / "model.safetensors" for n in p.model_names()],
+         run=_run_students),
+    Step("report", after=("teacher", "students"),
+         inputs=lambda p: {**p.teacher_inputs(), "data.test": Path(p.cfg.data.test),
+                           **{f"{n}/metrics.json": p.layout.student(n) / "metrics.json" for n in p.model_names()}},
+         settings=lambda p: [p.teacher_settings(), p.cfg.label.precision, p.cfg.data.label_column],
+         outputs=lambda p: [p.layout.report / "report.json", p.layout.report / "report.md"],
+         run=_run_report),
+]
 
 
 def write_shards(parts: list[Path], out_dir: Path, n: int, seed: int = 1) -> list[Path]:
@@ -285,21 +417,13 @@ def write_shards(parts: list[Path], out_dir: Path, n: int, seed: int = 1) -> lis
 
     part.0 rows get empty probs/logits columns so every shard has one format."""
     header1 = Path(parts[1]).read_text(encoding="utf-8").split("\n", 1)[0].split("\t")
-    rows: list[str] = []
-    for part in parts:
-        for ex in ExampleReader(part):
-            vals = {"label": ex.label, "text_a": ex.text_a, "text_b": ex.text_b,
-                    "tokens_a": " ".join(ex.tokens_a) if ex.tokens_a else "",
-                    "tokens_b": " ".join(ex.tokens_b) if ex.tokens_b else "",
-                    "probs": " ".join(f"{x:.6g}" for x in ex.probs) if ex.probs else "",
-                    "logits": " ".join(f"{x:.6g}" for x in ex.logits) if ex.logits else ""}
-            rows.append("\t".join(clean_field(vals[c] or "") for c in header1))
+    rows = [ex for part in parts for ex in ExampleReader(part)]
     random.Random(seed).shuffle(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
         path = out_dir / f"part-{i:05d}"
         with atomic_write(path) as f:
-            f.write("\t".join(header1) + "\n" + "".join(r + "\n" for r in rows[i::n]))
+            ExampleWriter(f, header1).write_many(rows[i::n])
         paths.append(path)
     return paths

@@ -7,25 +7,33 @@ the teacher kept them).
 from __future__ import annotations
 
 import json
-import sys
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import torch
+from torch import nn
 
-from .checkpoint import remove_checkpoint
+from .batching import in_length_order
+from .checkpoint import remove_checkpoint, run_id
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
-from .data.io import Example, ExampleReader
+from .data.io import Example, ExampleReader, read_splits
 from .data.labels import LabelMap
 from .evaluate import classification_metrics, format_metrics
+from .log import logger
+from .losses import LOSSES
 from .registry import unknown_name_message
 from .students import STUDENTS, build_student
 from .students.base import Dims
 from .text.features import FeatureConfig, Featurizer
 from .text.tokenize import Tokenizer, get_tokenizer
 from .text.vocab import Vocab
-from .train import Row, TrainConfig, fit, predict_logits
+from .train import TrainConfig, fit, resolve_device
+
+log = logger.getChild("student")
 
 CHECKPOINT = ".train_checkpoint.pt"  # in the model folder while training; removed once the model is saved
 
@@ -77,13 +85,106 @@ def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> Stude
     return from_dict(StudentRunConfig, raw, str(path) if path else "config")
 
 
-def _read(path: str, label_map: LabelMap | None, data: DataConfig, log) -> list[Example]:
-    reader = ExampleReader(path, label_column=data.label_column, label_map=label_map,
-                           skip_bad_lines=data.skip_bad_lines)
-    rows = list(reader)
-    if reader.stats.skipped:
-        log(reader.stats.summary())
-    return rows
+@dataclass
+class Row:
+    """One encoded training row: features per side, the label id, teacher scores if any."""
+
+    a: np.ndarray          # token ids [L]
+    b: np.ndarray | None
+    label: int
+    probs_T: list[float] | None = None
+    logits_T: list[float] | None = None
+    gold: bool = True  # part.0 (original labelled data) rather than teacher-labelled part.1
+
+    @property
+    def has_T(self) -> bool:
+        return self.probs_T is not None or self.logits_T is not None
+
+
+def collate_rows(collate: Callable, rows: list[Row], num_labels: int, device: torch.device) -> dict:
+    """A student batch: the featurizer's tensors plus labels and, where rows have them, teacher scores."""
+    batch = collate([r.a for r in rows], [r.b for r in rows] if rows[0].b is not None else None)
+    batch["labels"] = torch.tensor([r.label for r in rows], dtype=torch.long)
+    has_T = torch.tensor([r.has_T for r in rows])
+    batch["has_T"] = has_T
+    if has_T.any():
+        zeros = [0.0] * num_labels
+        batch["probs_T"] = torch.tensor([r.probs_T or zeros for r in rows], dtype=torch.float)
+        batch["logits_T"] = torch.tensor([r.logits_T or zeros for r in rows], dtype=torch.float)
+        batch["has_logits"] = torch.tensor([r.logits_T is not None for r in rows])
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, collate: Callable, rows: list[Row], num_labels: int,
+                   batch_size: int = 256) -> np.ndarray:
+    """Logits [N, C] in input order (batched by length)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = in_length_order([len(r.a) for r in rows], batch_size, lambda idx: model(
+        collate_rows(collate, [rows[i] for i in idx], num_labels, device)).float().cpu().numpy())
+    model.train(was_training)
+    return out if len(rows) else np.zeros((0, num_labels), dtype=np.float32)
+
+
+def epoch_indices(rows: list[Row], part0_share: float) -> np.ndarray:
+    """All teacher-labelled rows once, and gold rows repeated so they are >= part0_share of the epoch."""
+    gold = np.array([i for i, r in enumerate(rows) if r.gold], dtype=np.int64)
+    teach = np.array([i for i, r in enumerate(rows) if not r.gold], dtype=np.int64)
+    reps = 1
+    if len(gold) and len(teach) and part0_share > 0:
+        reps = max(1, math.ceil(part0_share * len(teach) / ((1 - part0_share) * len(gold))))
+    return np.concatenate([teach] + [gold] * reps)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on embedding tables and biases."""
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+    decay = [p for p in model.parameters() if p.ndim > 1 and id(p) not in tables]
+    rest = [p for p in model.parameters() if p.ndim <= 1 or id(p) in tables]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _run_id(model: nn.Module, cfg: TrainConfig, train_rows: list[Row], dev_rows: list[Row]) -> str:
+    """Settings, initial weights and rows (ids, labels, teacher scores): what a checkpoint must match."""
+    parts: list = [type(model).__name__, {k: v for k, v in to_dict(cfg).items() if k not in ("device", "checkpoint")}]
+    parts += [v.detach().cpu().numpy() for v in model.state_dict().values()]
+    for rows in (train_rows, dev_rows):
+        parts.append(np.concatenate([r.a for r in rows] + [r.b for r in rows if r.b is not None] or [np.zeros(0)]))
+        parts.append(np.array([len(r.a) for r in rows] + [len(r.b) for r in rows if r.b is not None]))
+        parts.append([(r.label, r.gold, r.probs_T, r.logits_T) for r in rows])
+    return run_id(*parts)
+
+
+def fit_student(model: nn.Module, featurizer: Featurizer, train_rows: list[Row], dev_rows: list[Row],
+                num_labels: int, cfg: TrainConfig, progress: bool = True, checkpoint: str | Path | None = None):
+    """The student's side of the training loop: its batches, its loss (hard or against the teacher's
+    scores) and its dev accuracy; `train.fit` does the rest."""
+    device = resolve_device(cfg.device)
+    rid = _run_id(model, cfg, train_rows, dev_rows) if checkpoint else ""
+    model.to(device)
+    loss_fn = LOSSES.get(cfg.loss)
+    dev_gold = np.array([r.label for r in dev_rows])
+
+    def batch_loss(ids: np.ndarray):
+        batch = collate_rows(featurizer.collate, [train_rows[i] for i in ids], num_labels, device)
+        logits_S = model(batch)                                                    # [B, C]
+        loss = loss_fn(logits_S, batch["labels"], probs_T=batch.get("probs_T"), logits_T=batch.get("logits_T"),
+                       has_T=batch["has_T"], has_logits=batch.get("has_logits"), alpha=cfg.alpha,
+                       temperature=cfg.temperature)
+        return loss, (logits_S.argmax(-1) == batch["labels"]).float().mean().item()
+
+    def evaluate() -> float:
+        if not dev_rows:
+            return 0.0
+        z = predict_logits(model, featurizer.collate, dev_rows, num_labels, cfg.eval_batch_size)
+        return float((z.argmax(-1) == dev_gold).mean())
+
+    index = epoch_indices(train_rows, cfg.part0_share)
+    lengths = np.array([len(train_rows[i].a) for i in index])
+    return fit(model, batch_loss, evaluate, lengths, cfg, index=index, param_groups=_param_groups(model, cfg.weight_decay),
+               checkpoint=checkpoint, run_id=rid, what="student training", progress=progress)
 
 
 def _tokens(tokenizer: Tokenizer, ex: Example, pretokenized: bool) -> tuple[list[str], list[str] | None]:
@@ -107,18 +208,22 @@ def evaluate_rows(model, featurizer: Featurizer, rows: list[Row], label_map: Lab
     return classification_metrics(np.array([r.label for r in rows]), logits.argmax(-1), label_map.labels)
 
 
-def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | None = None, log=None) -> dict:
+def _read_part1(path: str, label_map: LabelMap, d: DataConfig) -> list[Example]:
+    reader = ExampleReader(path, label_column=d.label_column, label_map=label_map, skip_bad_lines=d.skip_bad_lines)
+    rows = list(reader)
+    if reader.stats.skipped:
+        log.warning(reader.stats.summary())
+    return rows
+
+
+def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | None = None) -> dict:
     """Train, select on dev, report test, save the model folder at `cfg.output`. Returns the metrics."""
     from .modelio import save_model
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     d, s = cfg.data, cfg.student
-    train_ex = _read(d.train, None, d, log)
-    label_map = LabelMap.from_labels(ex.label for ex in train_ex)
-    dev_ex = _read(d.dev, label_map, d, log)
-    test_ex = _read(d.test, label_map, d, log) if d.test else []
-    part1_ex = [ex for p in d.teacher_labelled for ex in _read(p, label_map, d, log)]
+    train_ex, dev_ex, test_ex, label_map = read_splits(d.train, d.dev, d.test, d.label_column, d.skip_bad_lines, log)
+    part1_ex = [ex for p in d.teacher_labelled for ex in _read_part1(p, label_map, d)]
     pair = train_ex[0].text_b is not None
 
     tokenizer = get_tokenizer(s.features.tokenizer)
@@ -129,20 +234,18 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
     featurizer = Featurizer(s.features, vocab)
     rows = {name: _rows(featurizer, exs, tok[name], label_map, gold=name != "part1")
             for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))}
-    log(f"data: part.0 {len(train_ex)} rows, part.1 {len(part1_ex)} rows, dev {len(dev_ex)}, test {len(test_ex)}; "
+    log.info(f"data: part.0 {len(train_ex)} rows, part.1 {len(part1_ex)} rows, dev {len(dev_ex)}, test {len(test_ex)}; "
         f"{len(label_map)} labels; vocabulary {len(vocab)} ({s.features.tokenizer}); {time.perf_counter() - t0:.1f}s")
 
     dims = Dims(vocab_size=len(vocab), num_labels=len(label_map),
                 ngram_buckets=s.features.ngram_buckets if s.features.ngrams else 0, pair=pair)
-    import torch
-
     torch.manual_seed(cfg.train.seed)  # weight initialisation is part of the seeded run
     model = build_student(s.arch, s.model, dims)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"student {s.arch}: {n_params:,} parameters")
+    log.info(f"student {s.arch}: {n_params:,} parameters")
     ckpt = Path(cfg.output) / CHECKPOINT if cfg.train.checkpoint else None
-    result = fit(model, featurizer.collate, rows["train"] + rows["part1"], rows["dev"], len(label_map), cfg.train,
-                 progress=progress, log=log, checkpoint=ckpt)
+    result = fit_student(model, featurizer, rows["train"] + rows["part1"], rows["dev"], len(label_map), cfg.train,
+                         progress=progress, checkpoint=ckpt)
     model.cpu().eval()
     metrics = {"arch": s.arch, "parameters": n_params, "train_seconds": result.seconds, "steps": result.steps,
                "best_step": result.best_step, "history": result.history,
@@ -153,10 +256,10 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
     save_model(cfg.output, model, featurizer, label_map, params=to_dict(model.cfg), metrics=metrics, command=command)
     if ckpt:
         remove_checkpoint(ckpt)
-    log(f"dev:  {format_metrics(metrics['dev']).splitlines()[0]}")
+    log.info(f"dev:  {format_metrics(metrics['dev']).splitlines()[0]}")
     if "test" in metrics:
-        log(f"test: {format_metrics(metrics['test']).splitlines()[0]}")
-    log(f"saved {cfg.output} ({time.perf_counter() - t0:.1f}s in all)")
+        log.info(f"test: {format_metrics(metrics['test']).splitlines()[0]}")
+    log.info(f"saved {cfg.output} ({time.perf_counter() - t0:.1f}s in all)")
     return metrics
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from datadistill.data import DataError, Example, ExampleReader, LabelMap, atomic_write, read_examples, write_examples
-from tests.conftest import CHNSENTI, SHARED, needs_shared
 
 
 def w(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -81,15 +80,17 @@ def test_missing_final_newline(tmp_path):
     assert [e.text_a for e in read_examples(p)] == ["好", "差"]
 
 
-@needs_shared()
-def test_chnsenticorp_dev_test_load_all_rows():
+@pytest.mark.shared("chnsenticorp")
+def test_chnsenticorp_dev_test_load_all_rows(shared_data):
+    CHNSENTI = shared_data / "chnsenticorp"
     for part in ("dev", "test"):
         assert len(read_examples(CHNSENTI / f"{part}.tsv")) == 1200
     assert len(read_examples(CHNSENTI / "train.tsv")) == 9600
 
 
-@needs_shared(SHARED / "online_shopping_10_cats")
-def test_multiclass_label_column():
+@pytest.mark.shared("online_shopping_10_cats")
+def test_multiclass_label_column(shared_data):
+    SHARED = shared_data
     exs = ExampleReader(SHARED / "online_shopping_10_cats" / "reviews.tsv", label_column="category")
     lm = LabelMap.from_labels(e.label for e in exs)
     assert len(lm) == 10 and "书籍" in lm

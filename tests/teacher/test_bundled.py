@@ -21,7 +21,7 @@ SENTENCES = ["这家酒店的服务很好，房间也干净。", "电池不耐�
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     out = tmp_path_factory.mktemp("e5") / "e5"
-    return convert("multilingual-e5-small", SENTENCES + ["酒店很好"], out_dir=out, log=lambda m: None)
+    return convert("multilingual-e5-small", SENTENCES + ["酒店很好"], out_dir=out)
 
 
 def embed(folder, texts):
@@ -83,7 +83,7 @@ def test_bundled_finetune_steps_and_reload(tmp_path, monkeypatch):
     monkeypatch.setenv("DATADISTILL_CACHE", str(tmp_path / "cache"))
     train = [Example(text_a=t, label=str(i % 2)) for i, t in enumerate(SENTENCES * 2)]
     cfg = TeacherTrainConfig(model="bundled:multilingual-e5-small", epochs=1, batch_size=4, max_steps=2, max_len=32)
-    m = finetune(cfg, train, train[:4], tmp_path / "teacher", LabelMap(["0", "1"]), progress=False, log=lambda s: None)
+    m = finetune(cfg, train, train[:4], tmp_path / "teacher", LabelMap(["0", "1"]), progress=False)
     assert m["steps"] == 2 and m["pooling"] == "mean" and m["prefix"] == "query: "
     t1 = HFTeacher(tmp_path / "teacher")
     z = t1.logits(SENTENCES)

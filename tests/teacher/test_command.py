@@ -6,7 +6,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from datadistill.teacher import CommandTeacher, TeacherError
+from datadistill.teacher import TeacherError
+from datadistill.teacher.command import CommandTeacher
 
 
 def program(tmp_path, body: str) -> str:

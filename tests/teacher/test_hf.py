@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -17,43 +16,21 @@ transformers = pytest.importorskip("transformers", reason="the transformers teac
 from datadistill.cli import main  # noqa: E402
 from datadistill.data import read_examples  # noqa: E402
 from datadistill.teacher import TeacherError  # noqa: E402
-from datadistill.data.io import score_cache_name  # noqa: E402
+from datadistill.data.cache import score_cache_name  # noqa: E402
 from datadistill.teacher.hf import HFTeacher, TeacherTrainConfig, _load_pretrained  # noqa: E402
 from datadistill.data.labels import LabelMap  # noqa: E402
-from tests.conftest import synthetic_sentiment, write_tsv  # noqa: E402
-
-
-def tiny_checkpoint(folder, kind: str):
-    """A 2-layer BERT or ERNIE with a character vocabulary written here: no download."""
-    chars = sorted({c for _, t in synthetic_sentiment(400) for c in t} | set("好差"))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars
-    folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    if "vocab" in inspect.signature(transformers.BertTokenizerFast.__init__).parameters:  # transformers >= 5
-        tok = transformers.BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)})
-    else:
-        tok = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
-    assert tok.tokenize("酒店很好") == list("酒店很好")
-    kw = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-              intermediate_size=64, max_position_embeddings=128)
-    if kind == "bert":
-        model = transformers.BertForSequenceClassification(transformers.BertConfig(**kw))
-    else:
-        model = transformers.ErnieForSequenceClassification(transformers.ErnieConfig(**kw))
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, sentiment_module, write_tsv_module):
+    synthetic_sentiment, write_tsv = sentiment_module, write_tsv_module
     tmp = tmp_path_factory.mktemp("hf")
     return {"train": write_tsv(tmp / "train.tsv", synthetic_sentiment(240, seed=1)),
             "dev": write_tsv(tmp / "dev.tsv", synthetic_sentiment(60, seed=2)), "tmp": tmp}
 
 
 @pytest.mark.parametrize("kind,pooling", [("bert", "cls"), ("ernie", "cls"), ("bert", "mean")])
-def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys):
+def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys, tiny_checkpoint, write_tsv):
     tmp = files["tmp"] / f"{kind}-{pooling}"
     ckpt = tiny_checkpoint(tmp / "base", kind)
     out = tmp / "teacher"
@@ -134,7 +111,7 @@ def test_config_rejects_unknown_pooling():
         from_dict(TeacherTrainConfig, {"model": "x", "pooling": "max"})
 
 
-def test_finetune_from_a_teacher_config_file(files, tmp_path):
+def test_finetune_from_a_teacher_config_file(files, tmp_path, tiny_checkpoint):
     ckpt = tiny_checkpoint(tmp_path / "base", "bert")
     cfg = tmp_path / "teacher.json"
     cfg.write_text(json.dumps({"data": {"train": str(files["train"]), "dev": str(files["dev"])},
@@ -147,7 +124,9 @@ def test_finetune_from_a_teacher_config_file(files, tmp_path):
     assert main(["teacher", "finetune", "--config", str(bad)]) == 2
 
 
-def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_stopped(files, tmp_path):
+@pytest.mark.slow
+def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_stopped(files, tmp_path,
+                                                                                       tiny_checkpoint):
     """The teacher is the longest step (40+ min on a CPU): a kill must not throw that work away."""
     from datadistill.teacher.hf import CHECKPOINT, TEACHER_JSON
 
@@ -182,8 +161,8 @@ def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_
     r2 = subprocess.run([sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)],
                         capture_output=True, text=True, env=env)
     assert r2.returncode == 0, r2.stderr
-    assert "resuming fine-tuning at step " in r2.stderr and "step 5 epoch 1" not in r2.stderr
-    assert int(r2.stderr.split("resuming fine-tuning at step ")[1].split()[0]) >= 20
+    assert "resuming teacher fine-tuning at step " in r2.stderr and "step 5 epoch 1" not in r2.stderr
+    assert int(r2.stderr.split("resuming teacher fine-tuning at step ")[1].split()[0]) >= 20
     # the same dev curve after the resume point, and the same weights at the end
     tail = [ln for ln in r2.stderr.splitlines() if ln.startswith("step ")]
     assert tail and all(ln in r.stderr for ln in tail)

@@ -1,5 +1,4 @@
-"""Streaming readers and atomic writers for TSV (with header), JSON Lines and plain text, and the
-content digests of files and model folders (what resume and step records compare).
+"""Streaming readers and the one writer for example files: TSV (with header), JSON Lines, plain text.
 
 Column names follow ERNIE: `label`, `text_a`, optional `text_b`. Files written by datadistill add
 `tokens_a`/`tokens_b` (the segmented form, tokens joined by one space) and, for teacher-labelled
@@ -8,22 +7,18 @@ data, `probs`/`logits` (space-separated floats in label-id order).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, Mapping
 
+from ..errors import DataError
 from .labels import LabelMap
 
 BOM = b"\xef\xbb\xbf"
 MAX_REPORTED = 5
-
-
-class DataError(ValueError):
-    """Bad input; the message names the file, the line and the problem."""
 
 
 @dataclass
@@ -257,44 +252,6 @@ def read_examples(path: str | Path, **kwargs) -> list[Example]:
     return list(ExampleReader(path, **kwargs))
 
 
-# -- files -------------------------------------------------------------------------------------
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes (16 hex digits), memoised per (path, size, mtime): a file copied again with
-    the same bytes (a fresh clone, a re-provisioned data folder) is the same input. Reads ~1 GB/s."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()[:16]
-    return _DIGESTS[key]
-
-
-SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
-
-
-def score_cache_name(precision: str = "fp32") -> str:
-    """scores.tsv for fp32 scores, scores.bf16.tsv etc.: one cache per precision, none overwrites another."""
-    return SCORE_CACHE if precision == "fp32" else f"scores.{precision}.tsv"
-
-
-def model_files(folder: str | Path) -> list[Path]:
-    """A model folder's own files, sorted: not the score caches or the step records kept beside them."""
-    return sorted(f for f in Path(folder).iterdir() if f.is_file() and not f.name.startswith(".")
-                  and not (f.name.startswith("scores.") and f.name.endswith(".tsv")))
-
-
-def model_digest(folder: str | Path) -> str:
-    """`name=digest,...` over a model folder's own files: its identity by content, not path or times."""
-    return ",".join(f"{f.name}={file_digest(f)}" for f in model_files(folder))
-
-
 # -- writing -----------------------------------------------------------------------------------
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
@@ -302,6 +259,7 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode, like open()
     try:
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as f:
@@ -315,6 +273,12 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def clean_field(text: str) -> str:
     """TSV fields cannot hold tabs or line breaks: replace them by a space."""
     if "\t" in text or "\n" in text or "\r" in text:
@@ -322,33 +286,89 @@ def clean_field(text: str) -> str:
     return text
 
 
-def example_columns(examples_have_b: bool, label: bool = True, tokens: bool = False,
-                    scores: bool = False) -> list[str]:
-    cols = (["label"] if label else []) + ["text_a"] + (["text_b"] if examples_have_b else [])
-    if tokens:
-        cols += ["tokens_a"] + (["tokens_b"] if examples_have_b else [])
-    if scores:
-        cols += ["probs", "logits"]
-    return cols
+SCORE_COLUMNS = ("probs", "logits")
+TOKEN_COLUMNS = ("tokens_a", "tokens_b")
 
 
-def _field(ex: Example, col: str) -> str:
-    v = getattr(ex, col)
-    if v is None:
+def format_field(col: str, value: Any) -> str:
+    """One TSV field: token lists joined by a space, scores as space-separated %.6g, text cleaned of tabs."""
+    if value is None:
         return ""
-    if col in ("tokens_a", "tokens_b"):
-        return " ".join(v)
-    if col in ("probs", "logits"):
-        return " ".join(f"{x:.6g}" for x in v)
-    return clean_field(str(v))
+    if col in TOKEN_COLUMNS and not isinstance(value, str):
+        return " ".join(value)
+    if col in SCORE_COLUMNS and not isinstance(value, str):
+        return " ".join(f"{x:.6g}" for x in value)
+    return clean_field(str(value))
 
 
-def write_examples(path: str | Path, examples: Iterable[Example], columns: list[str]) -> int:
-    """Write examples as TSV with a header (atomically); returns the number of rows."""
-    n = 0
+class ExampleWriter:
+    """The one writer of example files: rows (an `Example` or a mapping column -> value) to an open
+    text file as TSV with a header row, or as JSON Lines. Values are formatted by `format_field`."""
+
+    def __init__(self, f: IO[str], columns: list[str], fmt: str = "tsv", header: bool = True) -> None:
+        if fmt not in ("tsv", "jsonl"):
+            raise ValueError(f"can write tsv or jsonl, not {fmt}")
+        self.f, self.columns, self.fmt = f, list(columns), fmt
+        self.rows = 0
+        if header and fmt == "tsv":
+            f.write("\t".join(self.columns) + "\n")
+
+    def line(self, row: Example | Mapping[str, Any]) -> str:
+        get = row.get if isinstance(row, Mapping) else (lambda c: getattr(row, c, None))
+        if self.fmt == "jsonl":
+            obj = {}
+            for c in self.columns:
+                v = get(c)
+                if c in SCORE_COLUMNS and isinstance(v, str):
+                    v = [float(x) for x in v.split()] if v else None
+                elif c in TOKEN_COLUMNS and isinstance(v, str):
+                    v = v.split(" ") if v else None
+                obj[c] = v
+            return json.dumps(obj, ensure_ascii=False) + "\n"
+        return "\t".join(format_field(c, get(c)) for c in self.columns) + "\n"
+
+    def write(self, row: Example | Mapping[str, Any]) -> None:
+        self.f.write(self.line(row))
+        self.rows += 1
+
+    def write_many(self, rows: Iterable[Example | Mapping[str, Any]]) -> None:
+        """Several rows in one write call (a chunk made durable together)."""
+        lines = [self.line(r) for r in rows]
+        self.f.write("".join(lines))
+        self.rows += len(lines)
+
+
+def write_examples(path: str | Path, examples: Iterable[Example | Mapping[str, Any]], columns: list[str]) -> int:
+    """Write rows to `path` atomically (JSON Lines for .jsonl/.json, else TSV); returns the number of rows."""
+    fmt = "jsonl" if detect_format(path) == "jsonl" else "tsv"
     with atomic_write(path) as f:
-        f.write("\t".join(columns) + "\n")
+        w = ExampleWriter(f, columns, fmt)
         for ex in examples:
-            f.write("\t".join(_field(ex, c) for c in columns) + "\n")
-            n += 1
-    return n
+            w.write(ex)
+    return w.rows
+
+
+def read_splits(train: str | Path, dev: str | Path | None = None, test: str | Path | None = None,
+                label_column: str = "label", skip_bad_lines: bool = False, log=None):
+    """Read the labelled train file, build the label map from it, read dev and test against that map.
+
+    Returns (train, dev, test, label_map); dev/test are [] when not given. Lenient reading logs a
+    summary of skipped lines through `log` (a logger)."""
+    def read(path, label_map):
+        reader = ExampleReader(path, label_column=label_column, label_map=label_map, skip_bad_lines=skip_bad_lines)
+        rows = list(reader)
+        if reader.stats.skipped and log is not None:
+            log.warning(reader.stats.summary())
+        return rows
+
+    train_ex = read(train, None)
+    if not train_ex:
+        raise DataError(f"{train}: no examples (only a header?)")
+    label_map = LabelMap.from_labels(ex.label for ex in train_ex)
+    dev_ex = read(dev, label_map) if dev else []
+    if dev and not dev_ex:
+        raise DataError(f"{dev}: no examples (only a header?)")
+    test_ex = read(test, label_map) if test else []
+    if test and not test_ex:
+        raise DataError(f"{test}: no examples (only a header?)")
+    return train_ex, dev_ex, test_ex, label_map

@@ -38,9 +38,6 @@ class LabelMap:
         except KeyError:
             raise KeyError(f"label '{label}' is not in the label map (known: {', '.join(self.labels)})") from None
 
-    def label(self, i: int) -> str:
-        return self.labels[i]
-
     def to_dict(self) -> dict:
         return {"labels": self.labels}
 

@@ -26,7 +26,10 @@ from typing import Iterable
 
 import numpy as np
 
-from .base import TeacherError
+from ..log import logger
+from .base import TeacherError, import_transformers
+
+log = logger.getChild("teacher.bundled")
 
 PREFIX = "bundled:"
 BUNDLED = {
@@ -150,15 +153,13 @@ def _prune_tokenizer(tok_json: dict, keep: list[int]) -> dict:
     return tj
 
 
-def convert(name: str = "multilingual-e5-small", texts: Iterable[str] | None = None, out_dir: str | Path | None = None,
-            log=print) -> Path:
+def convert(name: str = "multilingual-e5-small", texts: Iterable[str] | None = None,
+            out_dir: str | Path | None = None) -> Path:
     """Convert the bundled weights into a transformers checkpoint folder (cached); `texts` prune the vocabulary."""
     import torch
     from tokenizers import Tokenizer
 
-    from .hf import _transformers
-
-    tf = _transformers()
+    tf = import_transformers()
     BertConfig, BertModel, PreTrainedTokenizerFast = tf.BertConfig, tf.BertModel, tf.PreTrainedTokenizerFast
 
     spec = BUNDLED[name]
@@ -177,7 +178,7 @@ def convert(name: str = "multilingual-e5-small", texts: Iterable[str] | None = N
     out = Path(out_dir) if out_dir else cache_dir() / (f"{name}-pruned-{digest}" if keep else name)
     if (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file():
         return out
-    log(f"converting bundled teacher {name} from {weights} -> {out}" + (f" (vocabulary pruned to {len(keep):,} pieces)" if keep else ""))
+    log.info(f"converting bundled teacher {name} from {weights} -> {out}" + (f" (vocabulary pruned to {len(keep):,} pieces)" if keep else ""))
     f = read_e5_bin(weights)
     vocab = [p for p, _ in tok_json["model"]["vocab"]]
     if vocab != f.pieces or not np.allclose([s for _, s in tok_json["model"]["vocab"]], f.scores, atol=1e-5):

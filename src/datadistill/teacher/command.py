@@ -9,27 +9,65 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from ..config import ConfigError, check_ranges
 from .base import Teacher, TeacherError, TeacherScores, register_teacher
+
+
+@dataclass
+class CommandTeacherConfig:
+    """The pipeline's `teacher` section for an external program (nothing to fine-tune)."""
+
+    kind: str = "command"
+    command: str = ""                                   # run without a shell: no pipes, $VAR or 'cd &&'
+    labels: list[str] = field(default_factory=list)     # label names in probability order (default: the training labels)
+    timeout: float = 600.0                              # seconds one batch may take
+    unk_token: str = "[UNK]"                            # put where augmentation wrote [UNK]
+
+    RANGES = {"timeout": (0, None, "open")}
+
+    def validate(self) -> None:
+        if self.kind != "command":
+            raise ConfigError(f"kind must be 'command' for an external teacher, got '{self.kind}'")
+        if not self.command.strip():
+            raise ConfigError("command is required: the teacher program and its arguments, e.g. 'python my_teacher.py'")
+        try:
+            shlex.split(self.command)
+        except ValueError as e:
+            raise ConfigError(f"command cannot be split into arguments ({e}): check its quotes") from None
+        check_ranges(self)
 
 
 @register_teacher("command")
 class CommandTeacher(Teacher):
     name = "command"
+    config_class = CommandTeacherConfig
+
+    @classmethod
+    def load(cls, cfg: CommandTeacherConfig, folder: Path, batch_size: int, precision: str,
+             device: str = "auto") -> "CommandTeacher":
+        return cls(cfg.command, labels=cfg.labels or None, timeout=cfg.timeout, unk_token=cfg.unk_token)
 
     def __init__(self, command: str, labels: list[str] | None = None, timeout: float = 600.0,
                  unk_token: str = "[UNK]") -> None:
         if not command.strip():
             raise TeacherError("teacher command is empty")
         self.command = command
-        self.argv = shlex.split(command)
+        try:
+            self.argv = shlex.split(command)
+        except ValueError as e:
+            raise TeacherError(f"teacher command '{command}' cannot be split into arguments ({e}): check its quotes "
+                               f"(it runs without a shell)") from None
         self.label_names = list(labels) if labels else None
         self.timeout = timeout
         self.unk_token = unk_token
 
     def describe(self) -> str:
+        """The command line: a changed command is another teacher (an edited script is not seen: rerun with --force)."""
         return f"command:{self.command}"
 
     def score(self, texts_a: list[str], texts_b: list[str] | None = None) -> TeacherScores:
@@ -84,3 +122,4 @@ class CommandTeacher(Teacher):
         if arr is not None and (arr.ndim != 2 or len({len(p) for p in probs}) != 1):
             raise TeacherError(f"teacher command '{self.command}' gave probability lists of different lengths")
         return TeacherScores(labels=labels, probs=arr)
+

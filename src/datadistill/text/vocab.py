@@ -42,9 +42,6 @@ class Vocab:
         get = self.stoi.get
         return [get(t, 1) for t in tokens]
 
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        return [self.itos[i] for i in ids]
-
     def save(self, path: str | Path) -> None:
         Path(path).write_text("\n".join(self.itos) + "\n", encoding="utf-8")
 

@@ -1,0 +1,100 @@
+"""Content identity and caches: file and model-folder digests (what resume checks and step records
+compare), and a teacher's score cache (a text is scored once per teacher).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ..log import logger
+from .io import clean_field
+
+log = logger.getChild("cache")
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (16 hex digits), memoised per (path, size, mtime): a file copied again with
+    the same bytes (a fresh clone, a re-provisioned data folder) is the same input. Reads ~1 GB/s."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
+
+
+def content_digest(path: str | Path) -> str:
+    """A file's digest, a folder's `model_digest`, or "missing"."""
+    p = Path(path)
+    if p.is_dir():
+        return model_digest(p)
+    return file_digest(p) if p.exists() else "missing"
+
+
+def digest(obj) -> str:
+    """A short digest of anything JSON can write (settings, lists of digests)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def model_files(folder: str | Path) -> list[Path]:
+    """A model folder's own files, sorted: not the score caches or the step records kept beside them."""
+    return sorted(f for f in Path(folder).iterdir() if f.is_file() and not f.name.startswith(".")
+                  and not (f.name.startswith("scores.") and f.name.endswith(".tsv")))
+
+
+def model_digest(folder: str | Path) -> str:
+    """`name=digest,...` over a model folder's own files: its identity by content, not path or times."""
+    return ",".join(f"{f.name}={file_digest(f)}" for f in model_files(folder))
+
+
+SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
+
+
+def score_cache_name(precision: str = "fp32") -> str:
+    """scores.tsv for fp32 scores, scores.bf16.tsv etc.: one cache per precision, none overwrites another."""
+    return SCORE_CACHE if precision == "fp32" else f"scores.{precision}.tsv"
+
+
+class ScoreCache:
+    """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
+    first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored."""
+
+    def __init__(self, path: str | Path, teacher_id: str) -> None:
+        self.path = Path(path)
+        self.teacher = teacher_id
+        self.scores: dict[tuple[str, str], tuple[str, str, str]] = {}
+        head = json.dumps({"teacher": self.teacher})
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                if f.readline().rstrip("\n") == f"# {head}":
+                    for line in f:
+                        parts = line.rstrip("\n").split("\t")
+                        if line.endswith("\n") and len(parts) == 5:
+                            self.scores[(parts[0], parts[1])] = (parts[2], parts[3], parts[4])
+                else:
+                    log.info(f"label: {self.path} holds another teacher's scores; starting a new cache")
+        if not self.scores:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"# {head}\n", encoding="utf-8")
+
+    def get(self, a: str, b: str | None) -> tuple[str, str, str] | None:
+        return self.scores.get((clean_field(a), clean_field(b or "")))
+
+    def add(self, rows: list[tuple[str, str | None, str, str, str]]) -> None:
+        """Append (text_a, text_b, label, probs, logits) rows, durably."""
+        lines = []
+        for a, b, lab, p, z in rows:
+            key = (clean_field(a), clean_field(b or ""))
+            self.scores[key] = (lab, p, z)
+            lines.append("\t".join((*key, lab, p, z)) + "\n")
+        with open(self.path, "a", encoding="utf-8", newline="\n") as f:
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
