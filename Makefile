@@ -10,6 +10,8 @@ install:
 	$(PYTHON) -m pip install -q -e '.[test,teacher,report]'
 
 test: install
+	$(PYTHON) -m ruff check src tests bench
+	$(PYTHON) -m ruff format --check src tests bench
 	$(PYTHON) -m pytest -q
 
 # The quick distillation on ChnSentiCorp (about 12 minutes on 2 CPU cores): report in work/quick/report/

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from datadistill.pipeline import STEPS, Pipeline, load_config
+from datadistill.log import setup_logging
+from datadistill.pipeline import Pipeline, load_config
 
 HERE = Path(__file__).resolve().parent
 SEED = {"teacher": 95.4, "bow_base": 90.1, "cnn_base": 91.6, "lstm_base": 91.2, "bow": 91.4, "cnn": 92.4, "lstm": 93.9}
@@ -31,14 +32,16 @@ def main() -> None:
     overrides = [rest[i + 1] for i, a in enumerate(rest) if a == "--set"]
     cfg = load_config(config, overrides)
     t0 = time.perf_counter()
+    setup_logging()
     pipe = Pipeline(cfg, progress=sys.stderr.isatty())
     pipe.run()
-    report = json.loads((Path(cfg.work) / "report" / "report.json").read_text())
+    lay = pipe.layout
+    report = json.loads((lay.report / "report.json").read_text())
     report["wall_seconds"] = time.perf_counter() - t0
     report["config"] = config
     report["overrides"] = overrides
-    report["step_seconds"] = {s: json.loads(pipe.record_path(s).read_text())["seconds"]
-                              for s in STEPS if pipe.record_path(s).exists()}
+    report["step_seconds"] = {s: json.loads(lay.record(s).read_text())["seconds"]
+                              for s in pipe.steps if lay.record(s).exists()}
     print(f"{'model':<10} {'kind':<9} {'test acc':>8} {'seed':>5} {'F1':>6} {'texts/s':>9} {'p50 ms':>7} {'speed-up':>9}")
     for r in report["rows"]:
         print(f"{r['model']:<10} {r['kind']:<9} {r['test_accuracy'] * 100:8.2f} {SEED.get(r['model'], float('nan')):5.1f} "
@@ -46,7 +49,7 @@ def main() -> None:
     out = HERE / "out" / f"distill_{Path(config).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    png = Path(cfg.work) / "report" / "accuracy_vs_speed.png"
+    png = lay.report / "accuracy_vs_speed.png"
     if png.exists():
         shutil.copyfile(png, out.with_suffix(".png"))
     print(f"wrote {out}")

@@ -40,22 +40,21 @@ def main() -> None:
     ap.add_argument("--kinds", default="base,distilled", help="base, distilled or both")
     args = ap.parse_args()
     cfg = load_config(args.config, args.overrides)
-    pipe = Pipeline(cfg)
-    p, student = pipe.paths, cfg.students[args.student]
-    if "distilled" in args.kinds and not p["part1"].exists():
-        sys.exit(f"{p['part1']} is missing: run `datadistill run {args.config} --steps label` first")
+    lay, student = Pipeline(cfg).layout, cfg.students[args.student]
+    if "distilled" in args.kinds and not lay.part1.exists():
+        sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
     distill_train = from_dict(TrainConfig, {**to_dict(cfg.train), **cfg.distill}, "distill")
-    kinds = {"base": ([], cfg.train), "distilled": ([str(p["part1"])], distill_train)}
+    kinds = {"base": ([], cfg.train), "distilled": ([str(lay.part1)], distill_train)}
     rows = []
     for kind in args.kinds.split(","):
         part1, train_cfg = kinds[kind]
         for seed in [int(s) for s in args.seeds.split(",")]:
             out = Path(cfg.work) / "seeds" / f"{args.student}_{args.tag}_{kind}_s{seed}"
-            run = StudentRunConfig(DataConfig(str(p["part0"]), cfg.data.dev, cfg.data.test, part1,
+            run = StudentRunConfig(DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1,
                                               cfg.data.label_column),
                                    student, replace(train_cfg, seed=seed), str(out))
             t0 = time.perf_counter()
-            m = train_student(run, progress=False, log=lambda _msg: None)
+            m = train_student(run, progress=False)
             rows.append({"kind": kind, "seed": seed, "dev": m["dev"]["accuracy"] * 100,
                          "test": m["test"]["accuracy"] * 100, "seconds": time.perf_counter() - t0})
             print(f"{args.student} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "

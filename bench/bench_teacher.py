@@ -22,7 +22,9 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 
-from datadistill.data import ExampleReader, LabelMap, read_examples  # noqa: E402
+from datadistill.data import ExampleReader, read_examples  # noqa: E402
+from datadistill.data.io import read_splits  # noqa: E402
+from datadistill.log import setup_logging  # noqa: E402
 from datadistill.teacher.hf import HFTeacher, TeacherTrainConfig, finetune  # noqa: E402
 
 SETTINGS = {
@@ -44,10 +46,8 @@ def main() -> None:
     ap.add_argument("--work", default="work/bench/teacher")
     args = ap.parse_args()
     data = Path(args.data)
-    train = read_examples(data / "train.tsv")
-    lm = LabelMap.from_labels(e.label for e in train)
-    dev = read_examples(data / "dev.tsv", label_map=lm)
-    test = read_examples(data / "test.tsv", label_map=lm)
+    setup_logging()
+    train, dev, test, lm = read_splits(data / "train.tsv", data / "dev.tsv", data / "test.tsv")
     out = Path(args.work) / args.setting
     cfg = TeacherTrainConfig(model="bundled:multilingual-e5-small", **SETTINGS[args.setting])
     t0 = time.perf_counter()

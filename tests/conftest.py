@@ -24,10 +24,6 @@ TOPICS = ["酒店", "房间", "服务", "早餐", "电脑", "屏幕", "这本书
 FILLERS = ["总的来说", "这次", "我觉得", "真的", "感觉", "整体", "其实", "老实说"]
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "shared(name): needs ../shared/data/NAME beside the checkout")
-    config.addinivalue_line("markers", "slow: end-to-end tests (subprocesses, whole pipelines, the real data)")
-
 
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("shared"):

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from datadistill.cli import build_parser, main
+import pytest
+
+from datadistill.cli import main
 
 
 def test_help_lists_the_steps(capsys):
@@ -28,3 +32,24 @@ def test_student_train_from_config_with_overrides(senti_files, tmp_path, capsys,
     assert "unknown key 'lrr'; did you mean 'lr'?" in capsys.readouterr().err
     assert main(["student", "train", "--config", str(tmp_path / "missing.json")]) == 2
     assert "config file does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["augment", "--help"], ["teacher", "finetune", "--help"],
+                                  ["teacher", "predict", "--help"], ["label", "--help"], ["student", "train", "--help"],
+                                  ["eval", "--help"], ["predict", "--help"]])
+def test_help_does_not_import_torch_or_transformers(argv):
+    code = ("import sys\nfrom datadistill.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'jieba') if m in sys.modules]\n"
+            "print('HEAVY', heavy)" % argv)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "usage: datadistill" in r.stdout and "HEAVY []" in r.stdout
+
+
+def test_quiet_twice_leaves_warnings_and_errors_only(senti_files, tmp_path, capsys, student_config):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(student_config(senti_files, tmp_path, "bow", epochs=1)))
+    assert main(["student", "train", "--config", str(path), "-qq"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["student", "train", "--config", str(path), "-q"]) == 0
+    assert "saved " in capsys.readouterr().err

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -135,3 +136,14 @@ def test_pair_student_trains_saves_and_predicts(tmp_path, words, write_tsv, stud
     out = io.StringIO()
     p.stream(io.StringIO("酒店很好\t房间很好\n"), out)
     assert out.getvalue().count("\t") == 1
+
+
+@pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])
+def test_a_model_folder_saved_before_the_consolidation_predicts_as_it_did(arch):
+    """tests/fixtures/models_v0 was written by datadistill at commit 19227cf (before the one training
+    loop), with the predictions that code made: today's code must load it and give the same answers."""
+    fixtures = Path(__file__).parent / "fixtures" / "models_v0"
+    expected = json.loads((fixtures / "expected.json").read_text(encoding="utf-8"))
+    p = Predictor(fixtures / arch)
+    assert p.predict(expected["texts"]) == expected["models"][arch]["labels"]
+    assert np.allclose(p.predict_proba(expected["texts"]), expected["models"][arch]["probs"], atol=1e-6)

@@ -13,7 +13,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
 
 from . import __version__
 from .config import from_dict, to_dict
