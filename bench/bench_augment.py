@@ -4,6 +4,7 @@
 
 Prints a table and writes bench/out/augment.json. Target: >= 5,000 generated examples/s after tagging.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,17 +29,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for workers in args.workers:
             s = augment(args.data, Path(tmp) / "aug.tsv", n_iter=args.n_iter, seed=1, workers=workers)
-            rows.append(dict(workers=workers, sources=s.sources, written=s.written,
-                             duplicates=s.dup_source + s.dup_output, tag_s=round(s.tag_seconds, 2),
-                             tag_texts_per_s=round(s.sources / s.tag_seconds), gen_s=round(s.gen_seconds, 2),
-                             gen_examples_per_s=round(s.written / s.gen_seconds), strategies=dict(s.strategies)))
-    print(f"{'workers':>7} {'sources':>8} {'written':>8} {'dups':>5} {'tag s':>6} {'tag/s':>6} {'gen s':>6} {'gen ex/s':>9}")
+            rows.append(
+                dict(
+                    workers=workers,
+                    sources=s.sources,
+                    written=s.written,
+                    duplicates=s.dup_source + s.dup_output,
+                    tag_s=round(s.tag_seconds, 2),
+                    tag_texts_per_s=round(s.sources / s.tag_seconds),
+                    gen_s=round(s.gen_seconds, 2),
+                    gen_examples_per_s=round(s.written / s.gen_seconds),
+                    strategies=dict(s.strategies),
+                )
+            )
+    print(
+        f"{'workers':>7} {'sources':>8} {'written':>8} {'dups':>5} {'tag s':>6} {'tag/s':>6} {'gen s':>6} {'gen ex/s':>9}"
+    )
     for r in rows:
-        print(f"{r['workers']:>7} {r['sources']:>8} {r['written']:>8} {r['duplicates']:>5} {r['tag_s']:>6} "
-              f"{r['tag_texts_per_s']:>6} {r['gen_s']:>6} {r['gen_examples_per_s']:>9,}")
+        print(
+            f"{r['workers']:>7} {r['sources']:>8} {r['written']:>8} {r['duplicates']:>5} {r['tag_s']:>6} "
+            f"{r['tag_texts_per_s']:>6} {r['gen_s']:>6} {r['gen_examples_per_s']:>9,}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(dict(machine=platform.processor() or platform.machine(),
-                                              data=args.data, n_iter=args.n_iter, rows=rows), indent=1))
+    Path(args.out).write_text(
+        json.dumps(
+            dict(machine=platform.processor() or platform.machine(), data=args.data, n_iter=args.n_iter, rows=rows),
+            indent=1,
+        )
+    )
     print(f"wrote {args.out}")
 
 

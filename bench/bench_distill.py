@@ -10,6 +10,7 @@
 Extra arguments go to `datadistill run` (e.g. --set data.max_label_rows=20000). Prints the report
 table, the seed's figures beside it, and writes bench/out/distill_<config name>.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,17 @@ def main() -> None:
     report["wall_seconds"] = time.perf_counter() - t0
     report["config"] = config
     report["overrides"] = overrides
-    report["step_seconds"] = {s: json.loads(lay.record(s).read_text())["seconds"]
-                              for s in pipe.steps if lay.record(s).exists()}
-    print(f"{'model':<10} {'kind':<9} {'test acc':>8} {'seed':>5} {'F1':>6} {'texts/s':>9} {'p50 ms':>7} {'speed-up':>9}")
+    report["step_seconds"] = {
+        s: json.loads(lay.record(s).read_text())["seconds"] for s in pipe.steps if lay.record(s).exists()
+    }
+    print(
+        f"{'model':<10} {'kind':<9} {'test acc':>8} {'seed':>5} {'F1':>6} {'texts/s':>9} {'p50 ms':>7} {'speed-up':>9}"
+    )
     for r in report["rows"]:
-        print(f"{r['model']:<10} {r['kind']:<9} {r['test_accuracy'] * 100:8.2f} {SEED.get(r['model'], float('nan')):5.1f} "
-              f"{r['test_macro_f1'] * 100:6.2f} {r['texts_per_s']:9,.0f} {r['p50_ms']:7.2f} {r['speedup']:8,.0f}x")
+        print(
+            f"{r['model']:<10} {r['kind']:<9} {r['test_accuracy'] * 100:8.2f} {SEED.get(r['model'], float('nan')):5.1f} "
+            f"{r['test_macro_f1'] * 100:6.2f} {r['texts_per_s']:9,.0f} {r['p50_ms']:7.2f} {r['speedup']:8,.0f}x"
+        )
     out = HERE / "out" / f"distill_{Path(config).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

@@ -6,6 +6,7 @@
 that buys and costs, both precisions in one run, alternating, so shared-machine noise hits both.
 Prints a table and writes bench/out/label_precision.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ def main() -> None:
     aug = [e.text_a for e in read_examples(args.augmented, require_label=False)]
     aug = [aug[i] for i in np.random.default_rng(1).choice(len(aug), min(args.rows, len(aug)), replace=False)]
     test = list(ExampleReader(args.test))
-    teachers = {p: HFTeacher(args.teacher, batch_size=args.batch_size, device="cpu", precision=p) for p in ("fp32", "bf16")}
+    teachers = {
+        p: HFTeacher(args.teacher, batch_size=args.batch_size, device="cpu", precision=p) for p in ("fp32", "bf16")
+    }
     rates: dict[str, list[float]] = {p: [] for p in teachers}
     scores = {}
     for _ in range(args.repeats):
@@ -48,23 +51,44 @@ def main() -> None:
     rows = []
     for p, t in teachers.items():
         sc = t.score([e.text_a for e in test])
-        rows.append({"precision": p, "labels_per_s": max(rates[p]), "all_rates": rates[p],
-                     "test_accuracy": float(np.mean([a == e.label for a, e in zip(sc.labels, test)])),
-                     "label_agreement_with_fp32": float(np.mean(np.array(scores[p].labels) == np.array(scores["fp32"].labels))),
-                     "max_abs_prob_diff": float(np.abs(scores[p].probs - scores["fp32"].probs).max()),
-                     "mean_abs_prob_diff": float(np.abs(scores[p].probs - scores["fp32"].probs).mean())})
+        rows.append(
+            {
+                "precision": p,
+                "labels_per_s": max(rates[p]),
+                "all_rates": rates[p],
+                "test_accuracy": float(np.mean([a == e.label for a, e in zip(sc.labels, test)])),
+                "label_agreement_with_fp32": float(
+                    np.mean(np.array(scores[p].labels) == np.array(scores["fp32"].labels))
+                ),
+                "max_abs_prob_diff": float(np.abs(scores[p].probs - scores["fp32"].probs).max()),
+                "mean_abs_prob_diff": float(np.abs(scores[p].probs - scores["fp32"].probs).mean()),
+            }
+        )
     speedup = rows[1]["labels_per_s"] / rows[0]["labels_per_s"]
     print(f"{'precision':<9} {'labels/s':>9} {'test acc':>9} {'agree':>7} {'max|dp|':>8} {'mean|dp|':>9}")
     for r in rows:
-        print(f"{r['precision']:<9} {r['labels_per_s']:9.1f} {r['test_accuracy'] * 100:9.2f} "
-              f"{r['label_agreement_with_fp32'] * 100:6.2f}% {r['max_abs_prob_diff']:8.4f} {r['mean_abs_prob_diff']:9.5f}")
+        print(
+            f"{r['precision']:<9} {r['labels_per_s']:9.1f} {r['test_accuracy'] * 100:9.2f} "
+            f"{r['label_agreement_with_fp32'] * 100:6.2f}% {r['max_abs_prob_diff']:8.4f} {r['mean_abs_prob_diff']:9.5f}"
+        )
     print(f"bf16 / fp32 labelling speed: {speedup:.2f}x (native bf16 on this CPU: {cpu_has_native_bf16()})")
     out = HERE / "out" / "label_precision.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"teacher": args.teacher, "augmented_rows": len(aug), "test_rows": len(test),
-                               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                                          f"{torch.get_num_threads()} threads",
-                               "native_bf16": cpu_has_native_bf16(), "speedup": speedup, "rows": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "teacher": args.teacher,
+                "augmented_rows": len(aug),
+                "test_rows": len(test),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                f"{torch.get_num_threads()} threads",
+                "native_bf16": cpu_has_native_bf16(),
+                "speedup": speedup,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
 
 

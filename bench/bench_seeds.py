@@ -12,6 +12,7 @@ The run's label step must be done (part.0 and part.1 exist). `--set` overrides t
 `datadistill run` does; `--tag` names the variant in the output. Models go to
 WORK/seeds/<student>_<tag>_<kind>_s<seed>/; the table to bench/out/seeds_<config>_<student>_<tag>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,28 +51,58 @@ def main() -> None:
         part1, train_cfg = kinds[kind]
         for seed in [int(s) for s in args.seeds.split(",")]:
             out = Path(cfg.work) / "seeds" / f"{args.student}_{args.tag}_{kind}_s{seed}"
-            run = StudentRunConfig(DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1,
-                                              cfg.data.label_column),
-                                   student, replace(train_cfg, seed=seed), str(out))
+            run = StudentRunConfig(
+                DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column),
+                student,
+                replace(train_cfg, seed=seed),
+                str(out),
+            )
             t0 = time.perf_counter()
             m = train_student(run, progress=False)
-            rows.append({"kind": kind, "seed": seed, "dev": m["dev"]["accuracy"] * 100,
-                         "test": m["test"]["accuracy"] * 100, "seconds": time.perf_counter() - t0})
-            print(f"{args.student} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
-                  f"test {rows[-1]['test']:.2f} ({rows[-1]['seconds']:.0f}s)", flush=True)
+            rows.append(
+                {
+                    "kind": kind,
+                    "seed": seed,
+                    "dev": m["dev"]["accuracy"] * 100,
+                    "test": m["test"]["accuracy"] * 100,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            print(
+                f"{args.student} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
+                f"test {rows[-1]['test']:.2f} ({rows[-1]['seconds']:.0f}s)",
+                flush=True,
+            )
     summary = {}
     print(f"\n{'variant':<14} {'kind':<9} {'n':>2} {'dev mean':>8} {'sd':>5} {'test mean':>9} {'sd':>5}")
     for kind in args.kinds.split(","):
         r = [x for x in rows if x["kind"] == kind]
         s = {k: (statistics.mean(x[k] for x in r), statistics.pstdev(x[k] for x in r)) for k in ("dev", "test")}
-        summary[kind] = {"n": len(r), "dev_mean": s["dev"][0], "dev_sd": s["dev"][1],
-                         "test_mean": s["test"][0], "test_sd": s["test"][1]}
-        print(f"{args.tag:<14} {kind:<9} {len(r):>2} {s['dev'][0]:8.2f} {s['dev'][1]:5.2f} {s['test'][0]:9.2f} "
-              f"{s['test'][1]:5.2f}")
+        summary[kind] = {
+            "n": len(r),
+            "dev_mean": s["dev"][0],
+            "dev_sd": s["dev"][1],
+            "test_mean": s["test"][0],
+            "test_sd": s["test"][1],
+        }
+        print(
+            f"{args.tag:<14} {kind:<9} {len(r):>2} {s['dev'][0]:8.2f} {s['dev'][1]:5.2f} {s['test'][0]:9.2f} "
+            f"{s['test'][1]:5.2f}"
+        )
     out = HERE / "out" / f"seeds_{Path(args.config).stem}_{args.student}_{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"config": args.config, "student": args.student, "overrides": args.overrides,
-                               "rows": rows, "summary": summary}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "config": args.config,
+                "student": args.student,
+                "overrides": args.overrides,
+                "rows": rows,
+                "summary": summary,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
 
 

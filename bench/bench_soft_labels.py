@@ -9,6 +9,7 @@ logits / T). A teacher that is surer of itself on augmented (noisy, truncated) t
 student nearly hard labels; `distill.temperature` > 1 softens its logits again. Prints a table and
 writes bench/out/soft_labels.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ def read_scores(path: str, temperature: float) -> dict[tuple[str, str | None], t
             p = np.exp(z - z.max())
             p /= p.sum()
         else:
-            raise SystemExit(f"{path}, line {ex.line}: no teacher " + ("probs or logits" if temperature == 1 else "logits"))
+            raise SystemExit(
+                f"{path}, line {ex.line}: no teacher " + ("probs or logits" if temperature == 1 else "logits")
+            )
         out[(ex.text_a, ex.text_b)] = (ex.label, p)
     return out
 
@@ -51,18 +54,29 @@ def main() -> None:
     first = [files[0][k][0] for k in common]
     rows = []
     for path, f in zip(args.part1, files):
-        p = np.stack([f[k][1] for k in common])                      # [N, C]
+        p = np.stack([f[k][1] for k in common])  # [N, C]
         top = p.max(1)
         entropy = -(p * np.log2(np.clip(p, 1e-12, 1))).sum(1)
-        rows.append({"file": path, "temperature": args.temperature, "rows": len(f), "common": len(common), "mean_top_prob": float(top.mean()),
-                     "top_below_0.8": float((top < 0.8).mean()), "top_below_0.6": float((top < 0.6).mean()),
-                     "mean_entropy_bits": float(entropy.mean()),
-                     "same_hard_label_as_first": float(np.mean([f[k][0] == a for k, a in zip(common, first)]))})
+        rows.append(
+            {
+                "file": path,
+                "temperature": args.temperature,
+                "rows": len(f),
+                "common": len(common),
+                "mean_top_prob": float(top.mean()),
+                "top_below_0.8": float((top < 0.8).mean()),
+                "top_below_0.6": float((top < 0.6).mean()),
+                "mean_entropy_bits": float(entropy.mean()),
+                "same_hard_label_as_first": float(np.mean([f[k][0] == a for k, a in zip(common, first)])),
+            }
+        )
     print(f"{len(common):,} texts in all files; temperature {args.temperature:g}")
     print(f"{'file':60s} {'top p':>6s} {'<0.8':>6s} {'<0.6':>6s} {'H bits':>7s} {'= first':>8s}")
     for r in rows:
-        print(f"{r['file'][-60:]:60s} {r['mean_top_prob']:6.3f} {r['top_below_0.8']:6.1%} {r['top_below_0.6']:6.1%} "
-              f"{r['mean_entropy_bits']:7.3f} {r['same_hard_label_as_first']:8.2%}")
+        print(
+            f"{r['file'][-60:]:60s} {r['mean_top_prob']:6.3f} {r['top_below_0.8']:6.1%} {r['top_below_0.6']:6.1%} "
+            f"{r['mean_entropy_bits']:7.3f} {r['same_hard_label_as_first']:8.2%}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

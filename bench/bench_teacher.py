@@ -7,6 +7,7 @@
 Prints a table and writes bench/out/teacher_<setting>.json; the fine-tuned teacher stays in --work.
 labels/s is `HFTeacher.score` on augmented texts (as `datadistill label` sees them), batch 64.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,13 +72,23 @@ def main() -> None:
     t0 = time.perf_counter()
     teacher.score(aug)
     label_rate = len(aug) / (time.perf_counter() - t0)
-    row = dict(setting=args.setting, device=str(teacher.device), dev_accuracy=dev_acc, test_accuracy=test_acc,
-               train_seconds=train_s, steps=m["steps"], labels_per_s=label_rate, config=SETTINGS[args.setting],
-               machine=f"{platform.machine()}, {os.cpu_count()} cores" + (
-                   f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    row = dict(
+        setting=args.setting,
+        device=str(teacher.device),
+        dev_accuracy=dev_acc,
+        test_accuracy=test_acc,
+        train_seconds=train_s,
+        steps=m["steps"],
+        labels_per_s=label_rate,
+        config=SETTINGS[args.setting],
+        machine=f"{platform.machine()}, {os.cpu_count()} cores"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
+    )
     print(f"{'setting':<8} {'device':<6} {'dev acc':>8} {'test acc':>8} {'train s':>8} {'steps':>6} {'labels/s':>9}")
-    print(f"{row['setting']:<8} {row['device']:<6} {dev_acc * 100:8.2f} {test_acc * 100:8.2f} {train_s:8.0f} "
-          f"{row['steps']:6d} {label_rate:9.1f}")
+    print(
+        f"{row['setting']:<8} {row['device']:<6} {dev_acc * 100:8.2f} {test_acc * 100:8.2f} {train_s:8.0f} "
+        f"{row['steps']:6d} {label_rate:9.1f}"
+    )
     dst = HERE / "out" / f"teacher_{args.setting}.json"
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(json.dumps(row, indent=1))

@@ -5,6 +5,7 @@ Markers: `@pytest.mark.shared("chnsenticorp")` skips a test, with the reason, wh
 ../shared/data is not beside the checkout; `@pytest.mark.slow` marks the end-to-end tests
 (`pytest -m "not slow"` runs the rest in under a minute).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -22,7 +23,6 @@ POS_WORDS = ["很好", "不错", "满意", "喜欢", "干净", "舒服", "推荐
 NEG_WORDS = ["很差", "失望", "糟糕", "后悔", "脏", "难用", "退货", "吵", "贵", "冷漠"]
 TOPICS = ["酒店", "房间", "服务", "早餐", "电脑", "屏幕", "这本书", "键盘", "前台", "位置"]
 FILLERS = ["总的来说", "这次", "我觉得", "真的", "感觉", "整体", "其实", "老实说"]
-
 
 
 def pytest_runtest_setup(item):
@@ -65,8 +65,16 @@ def synthetic_sentiment(n: int, seed: int = 0) -> list[tuple[str, str]]:
     for i in range(n):
         label = i % 2
         words = POS_WORDS if label else NEG_WORDS
-        parts = [rng.choice(FILLERS), rng.choice(TOPICS), rng.choice(words), "，", rng.choice(TOPICS),
-                 rng.choice(FILLERS), rng.choice(words), "。"]
+        parts = [
+            rng.choice(FILLERS),
+            rng.choice(TOPICS),
+            rng.choice(words),
+            "，",
+            rng.choice(TOPICS),
+            rng.choice(FILLERS),
+            rng.choice(words),
+            "。",
+        ]
         rows.append((str(label), "".join(parts)))
     return rows
 
@@ -105,13 +113,21 @@ def senti_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def _small_config(files, tmp_path, arch, **train):
-    model = {"bow": {"emb_dim": 32, "hidden": 0}, "cnn": {"emb_dim": 32, "filters": 32, "widths": [2, 3]},
-             "lstm": {"emb_dim": 32, "hidden": 32}}[arch]
-    return {"data": {"train": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"])},
-            "student": {"arch": arch, "features": {"tokenizer": "char", "ngrams": [2] if arch != "bow" else [2, 3],
-                                                   "ngram_buckets": 5000}, "model": model},
-            "train": {"epochs": 6, "batch_size": 16, "lr": 0.005, "patience": 10, **train},
-            "output": str(tmp_path / arch)}
+    model = {
+        "bow": {"emb_dim": 32, "hidden": 0},
+        "cnn": {"emb_dim": 32, "filters": 32, "widths": [2, 3]},
+        "lstm": {"emb_dim": 32, "hidden": 32},
+    }[arch]
+    return {
+        "data": {"train": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"])},
+        "student": {
+            "arch": arch,
+            "features": {"tokenizer": "char", "ngrams": [2] if arch != "bow" else [2, 3], "ngram_buckets": 5000},
+            "model": model,
+        },
+        "train": {"epochs": 6, "batch_size": 16, "lr": 0.005, "patience": 10, **train},
+        "output": str(tmp_path / arch),
+    }
 
 
 @pytest.fixture
@@ -132,8 +148,14 @@ def _tiny_checkpoint(folder: Path, kind: str) -> Path:
     else:
         tok = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
     assert tok.tokenize("酒店很好") == list("酒店很好")
-    kw = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-              intermediate_size=64, max_position_embeddings=128)
+    kw = dict(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     if kind == "bert":
         model = transformers.BertForSequenceClassification(transformers.BertConfig(**kw))
     else:

@@ -28,7 +28,7 @@ def test_unk_share_is_close_to_p_unk(table_and_sources):
     cfg = AugmentConfig(n_iter=10, p_unk=0.1, p_pos=0.0, p_ng=0.0)
     unk = total = 0
     for i, (ids, pos) in enumerate(encoded):
-        for row, used in generate(ids, pos, table, cfg, np.random.default_rng([1, i])):
+        for row, _used in generate(ids, pos, table, cfg, np.random.default_rng([1, i])):
             unk += int((row == 0).sum())
             total += len(row)
     assert total > 10_000
@@ -41,7 +41,7 @@ def test_pos_replacement_keeps_the_pos(table_and_sources):
     seen_pairs = set(table.pair_counts)
     changed = 0
     for i, (ids, pos) in enumerate(encoded):
-        for row, used in generate(ids, pos, table, cfg, np.random.default_rng([2, i])):
+        for row, _used in generate(ids, pos, table, cfg, np.random.default_rng([2, i])):
             assert len(row) == len(ids)
             for old, new, p in zip(ids, row, pos):
                 assert (p, new) in seen_pairs  # the new token was seen with this POS
@@ -55,10 +55,10 @@ def test_ngram_outputs_are_contiguous_spans(table_and_sources):
     lengths = Counter()
     for i, (ids, pos) in enumerate(encoded):
         src = ids.tolist()
-        for row, used in generate(ids, pos, table, cfg, np.random.default_rng([3, i])):
+        for row, _used in generate(ids, pos, table, cfg, np.random.default_rng([3, i])):
             r = row.tolist()
             assert 1 <= len(r) <= 4
-            assert any(src[s: s + len(r)] == r for s in range(len(src) - len(r) + 1))
+            assert any(src[s : s + len(r)] == r for s in range(len(src) - len(r) + 1))
             lengths[len(r)] += 1
     assert set(lengths) == {1, 2, 3, 4}
 
@@ -89,7 +89,10 @@ def test_strategies_can_be_switched_off(tmp_path, sentiment, write_tsv):
 
 
 def test_pairs_augment_both_sides(tmp_path, write_tsv):
-    rows = [("怎么开初婚未育证明", "初婚未育情况证明怎么开", "1"), ("谁知道她是网络美女吗", "爱情这杯酒谁喝都会醉是什么歌", "0")] * 3
+    rows = [
+        ("怎么开初婚未育证明", "初婚未育情况证明怎么开", "1"),
+        ("谁知道她是网络美女吗", "爱情这杯酒谁喝都会醉是什么歌", "0"),
+    ] * 3
     src = write_tsv(tmp_path / "pairs.tsv", rows, header=("text_a", "text_b", "label"))
     augment(src, tmp_path / "a.tsv", n_iter=20, p_unk=0.3, p_ng=0.0)
     out = read_examples(tmp_path / "a.tsv", require_label=False)
@@ -103,8 +106,10 @@ def test_config_validation_messages():
     assert str(e.value) == "config: p_unk + p_pos must be at most 1 (one draw per token), got 1.2"
     with pytest.raises(ConfigError) as e:
         from_dict(AugmentConfig, {"n_itr": 3}, "augment")
-    assert str(e.value) == "augment: unknown key 'n_itr'; did you mean 'n_iter'? " \
+    assert (
+        str(e.value) == "augment: unknown key 'n_itr'; did you mean 'n_iter'? "
         "(known: n_iter, ngram_max, p_ng, p_pos, p_unk, seed, tokenizer, workers)"
+    )
     with pytest.raises(ConfigError, match="did you mean 'jieba'"):
         from_dict(AugmentConfig, {"tokenizer": "jeiba"})
 
@@ -112,8 +117,22 @@ def test_config_validation_messages():
 def test_cli_end_to_end(tmp_path, capsys, sentiment, write_tsv):
     src = write_tsv(tmp_path / "train.tsv", sentiment(40))
     out = tmp_path / "aug.tsv"
-    rc = main(["augment", "--input", str(src), "--output", str(out), "--n-iter", "4", "--seed", "1",
-               "--workers", "2", "--quiet"])
+    rc = main(
+        [
+            "augment",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--n-iter",
+            "4",
+            "--seed",
+            "1",
+            "--workers",
+            "2",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     assert "sources read 40, examples written" in err and "unk" in err and "ngram" in err

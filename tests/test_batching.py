@@ -19,7 +19,7 @@ def test_training_batches_pad_less_than_random_ones_and_are_seeded():
     lengths = np.minimum(np.random.default_rng(0).lognormal(4, 0.7, size=3200).astype(int) + 1, 256)
     grouped = length_batches(lengths, 32, np.random.default_rng(1))
     perm = np.random.default_rng(1).permutation(len(lengths))
-    random_ = [perm[i: i + 32] for i in range(0, len(perm), 32)]
+    random_ = [perm[i : i + 32] for i in range(0, len(perm), 32)]
     padded = lambda bs: sum(len(b) * lengths[b].max() for b in bs)  # noqa: E731
     assert padded(grouped) < 0.6 * padded(random_)
     again = length_batches(lengths, 32, np.random.default_rng(1))

@@ -21,10 +21,27 @@ def test_student_train_from_config_with_overrides(senti_files, tmp_path, capsys,
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
     out_dir = tmp_path / "over"
-    assert main(["student", "train", "--config", str(path), "--quiet", "--set", f"output={out_dir}",
-                 "--set", "train.epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "student",
+                "train",
+                "--config",
+                str(path),
+                "--quiet",
+                "--set",
+                f"output={out_dir}",
+                "--set",
+                "train.epochs=1",
+            ]
+        )
+        == 0
+    )
     config = json.loads((out_dir / "config.json").read_text())
-    assert config["command"] == f"datadistill student train --config {path} --quiet --set output={out_dir} --set train.epochs=1"
+    assert (
+        config["command"]
+        == f"datadistill student train --config {path} --quiet --set output={out_dir} --set train.epochs=1"
+    )
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["config"]["train"]["epochs"] == 1 and "test" in metrics
     capsys.readouterr()
@@ -34,13 +51,26 @@ def test_student_train_from_config_with_overrides(senti_files, tmp_path, capsys,
     assert "config file does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["augment", "--help"], ["teacher", "finetune", "--help"],
-                                  ["teacher", "predict", "--help"], ["label", "--help"], ["student", "train", "--help"],
-                                  ["eval", "--help"], ["predict", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["augment", "--help"],
+        ["teacher", "finetune", "--help"],
+        ["teacher", "predict", "--help"],
+        ["label", "--help"],
+        ["student", "train", "--help"],
+        ["eval", "--help"],
+        ["predict", "--help"],
+    ],
+)
 def test_help_does_not_import_torch_or_transformers(argv):
-    code = ("import sys\nfrom datadistill.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'transformers', 'jieba') if m in sys.modules]\n"
-            "print('HEAVY', heavy)" % argv)
+    code = (
+        "import sys\nfrom datadistill.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'jieba') if m in sys.modules]\n"
+        "print('HEAVY', heavy)" % argv
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "usage: datadistill" in r.stdout and "HEAVY []" in r.stdout

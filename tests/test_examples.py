@@ -1,4 +1,5 @@
 """The configs under examples/ stay valid as the code changes."""
+
 from __future__ import annotations
 
 from pathlib import Path

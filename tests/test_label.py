@@ -27,8 +27,20 @@ def setup(tmp_path, sentiment, write_tsv):
     teacher.write_text(SLOW_TEACHER)
     rows = [(t + ("[UNK]" if i % 7 == 0 else ""), " ".join(t)) for i, (_, t) in enumerate(sentiment(300))]
     data = write_tsv(tmp_path / "aug.tsv", rows, header=("text_a", "tokens_a"))
-    cmd = ["label", "--teacher-cmd", f"{sys.executable} {teacher}", "--labels", "0,1", "--input", str(data),
-           "--batch-size", "10", "--chunk-size", "20", "--quiet"]
+    cmd = [
+        "label",
+        "--teacher-cmd",
+        f"{sys.executable} {teacher}",
+        "--labels",
+        "0,1",
+        "--input",
+        str(data),
+        "--batch-size",
+        "10",
+        "--chunk-size",
+        "20",
+        "--quiet",
+    ]
     return tmp_path, data, cmd
 
 
@@ -102,13 +114,27 @@ def test_score_cache_scores_each_text_once_per_teacher(tmp_path, capsys, sentime
     cache = tmp_path / "scores.tsv"
 
     def run(data, out, cmd_arg=f"{sys.executable} {teacher} {seen}", cached=True):
-        argv = ["label", "--teacher-cmd", cmd_arg, "--labels", "0,1", "--input", str(data), "--output", str(out),
-                "--batch-size", "16", "--chunk-size", "32", "--quiet"] + (["--cache", str(cache)] if cached else [])
+        argv = [
+            "label",
+            "--teacher-cmd",
+            cmd_arg,
+            "--labels",
+            "0,1",
+            "--input",
+            str(data),
+            "--output",
+            str(out),
+            "--batch-size",
+            "16",
+            "--chunk-size",
+            "32",
+            "--quiet",
+        ] + (["--cache", str(cache)] if cached else [])
         assert main(argv) == 0
 
     run(first, tmp_path / "a.1")
     assert len(seen.read_text().splitlines()) == 80
-    run(second, tmp_path / "b.1")                   # rows 40..79 come from the cache
+    run(second, tmp_path / "b.1")  # rows 40..79 come from the cache
     assert len(seen.read_text().splitlines()) == 80 + 40
     err = capsys.readouterr().err
     assert "(40 scored, " in err and "; 40 from the score cache)" in err
@@ -135,13 +161,16 @@ def test_without_a_bar_labelling_logs_rows_done_rate_and_time_left(tmp_path, cap
     texts = [t for _, t in sentiment(100)]
     data = write_tsv(tmp_path / "aug.tsv", [(t,) for t in texts], header=("text_a",))
     caplog.set_level("INFO", logger="datadistill")
-    stats = label_file(Keyword(), data, tmp_path / "part.1", batch_size=8, chunk_size=25, progress=False,
-                       log_every=0)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("label: ") and " of about " in r.getMessage()]
+    stats = label_file(Keyword(), data, tmp_path / "part.1", batch_size=8, chunk_size=25, progress=False, log_every=0)
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("label: ") and " of about " in r.getMessage()
+    ]
     assert stats.rows == 100
     assert [ln.split(" rows")[0] for ln in lines] == [f"label: {n} of about 100" for n in (25, 50, 75, 100)]
     assert "(25 %), 0 from the score cache" in lines[0] and " left" in lines[0] and " left" not in lines[-1]
     caplog.clear()
     label_file(Keyword(), data, tmp_path / "again.1", chunk_size=25, progress=False)
     quiet = [r.getMessage() for r in caplog.records if " of about " in r.getMessage()]
-    assert quiet == []                              # default: at most one line a minute
+    assert quiet == []  # default: at most one line a minute

@@ -11,8 +11,13 @@ def targets(b=6, c=3):
     g = torch.Generator().manual_seed(0)
     logits_T = torch.randn(b, c, generator=g) * 3
     has_T = torch.tensor([True, True, True, True, False, False])
-    return dict(labels=torch.randint(0, c, (b,), generator=g), probs_T=logits_T.softmax(-1), logits_T=logits_T,
-                has_T=has_T, has_logits=torch.tensor([True, False, True, False, False, False]))
+    return dict(
+        labels=torch.randint(0, c, (b,), generator=g),
+        probs_T=logits_T.softmax(-1),
+        logits_T=logits_T,
+        has_T=has_T,
+        has_logits=torch.tensor([True, False, True, False, False, False]),
+    )
 
 
 @pytest.mark.parametrize("name", ["hard", "kl", "mse", "mix"])
@@ -49,6 +54,7 @@ def test_rows_without_teacher_scores_use_cross_entropy_and_mix_combines():
 def test_a_batch_without_teacher_rows_is_plain_cross_entropy(name):
     # the training loop leaves probs_T/logits_T out of a batch that has only part.0 rows
     z, labels = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
-    loss = LOSSES.get(name)(z, labels, probs_T=None, logits_T=None, has_T=torch.zeros(4, dtype=torch.bool),
-                            has_logits=None, alpha=0.5)
+    loss = LOSSES.get(name)(
+        z, labels, probs_T=None, logits_T=None, has_T=torch.zeros(4, dtype=torch.bool), has_logits=None, alpha=0.5
+    )
     assert loss.item() == pytest.approx(F.cross_entropy(z, labels).item(), rel=1e-6)

@@ -24,22 +24,37 @@ ALL = ("teacher", "augment", "label", "students", "report")
 
 
 def _config(tmp_path, sentiment, write_tsv, tiny_checkpoint, **extra):
-    files = {k: write_tsv(tmp_path / f"{k}.tsv", sentiment(n, seed=s))
-             for k, n, s in (("train", 160, 1), ("dev", 40, 2), ("test", 40, 3))}
+    files = {
+        k: write_tsv(tmp_path / f"{k}.tsv", sentiment(n, seed=s))
+        for k, n, s in (("train", 160, 1), ("dev", 40, 2), ("test", 40, 3))
+    }
     unl = tmp_path / "unl.txt"
     unl.write_text("".join(t + "\n" for _, t in sentiment(50, seed=4)), encoding="utf-8")
     ckpt = tiny_checkpoint(tmp_path / "base", "bert")
-    cfg = {"work": str(tmp_path / "work"),
-           "data": {"train": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"]),
-                    "unlabelled": [str(unl)], "unlabelled_ratio": 0.5},
-           "teacher": {"model": str(ckpt), "epochs": 5, "lr": 2e-3, "batch_size": 16, "max_len": 64, "patience": 5},
-           "augment": {"n_iter": 2, "seed": 1},
-           "label": {"batch_size": 16, "chunk_size": 16},
-           "students": {"bow": {"arch": "bow", "features": {"tokenizer": "char", "ngrams": [2], "ngram_buckets": 5000},
-                                "model": {"emb_dim": 16}}},
-           "train": {"epochs": 3, "batch_size": 16, "lr": 0.01},
-           "distill": {"loss": "kl"},
-           "shards": 3, **extra}
+    cfg = {
+        "work": str(tmp_path / "work"),
+        "data": {
+            "train": str(files["train"]),
+            "dev": str(files["dev"]),
+            "test": str(files["test"]),
+            "unlabelled": [str(unl)],
+            "unlabelled_ratio": 0.5,
+        },
+        "teacher": {"model": str(ckpt), "epochs": 5, "lr": 2e-3, "batch_size": 16, "max_len": 64, "patience": 5},
+        "augment": {"n_iter": 2, "seed": 1},
+        "label": {"batch_size": 16, "chunk_size": 16},
+        "students": {
+            "bow": {
+                "arch": "bow",
+                "features": {"tokenizer": "char", "ngrams": [2], "ngram_buckets": 5000},
+                "model": {"emb_dim": 16},
+            }
+        },
+        "train": {"epochs": 3, "batch_size": 16, "lr": 0.01},
+        "distill": {"loss": "kl"},
+        "shards": 3,
+        **extra,
+    }
     path = tmp_path / "pipeline.json"
     path.write_text(json.dumps(cfg))
     return path, cfg
@@ -81,9 +96,16 @@ def _skipped(err: str, steps=ALL) -> bool:
 def test_pipeline_writes_the_seed_layout_the_report_and_even_shards(finished):
     tmp, _, _ = finished
     work = tmp / "work"
-    for rel in ("teacher/teacher.json", "student/unsup_train_aug", "student/train/part.0", "student/train/part.1",
-                "student/bow/model.safetensors", "student/bow_base/model.safetensors", "report/report.md",
-                "report/report.json"):
+    for rel in (
+        "teacher/teacher.json",
+        "student/unsup_train_aug",
+        "student/train/part.0",
+        "student/train/part.1",
+        "student/bow/model.safetensors",
+        "student/bow_base/model.safetensors",
+        "report/report.md",
+        "report/report.json",
+    ):
         assert (work / rel).exists(), rel
     part1 = read_examples(work / "student" / "train" / "part.1")
     assert len(part1) == 50 + 100  # all 50 unlabelled texts, augmented capped at 50 / 0.5
@@ -114,7 +136,9 @@ def test_a_second_run_a_fresh_copy_of_the_data_or_checkpointing_off_redo_nothing
     err = capsys.readouterr().err
     assert _skipped(err) and "[students] training" not in err
     # checkpointing off changes how a step runs, not what it makes: nothing is redone
-    assert main(["run", str(path), "--quiet", "--set", "train.checkpoint=false", "--set", "teacher.checkpoint=false"]) == 0
+    assert (
+        main(["run", str(path), "--quiet", "--set", "train.checkpoint=false", "--set", "teacher.checkpoint=false"]) == 0
+    )
     assert _skipped(capsys.readouterr().err)
 
 
@@ -151,14 +175,18 @@ def test_asking_only_for_the_students_after_the_teacher_changed_is_refused(finis
     before = (work / "student" / "bow" / "model.safetensors").read_bytes()
     assert main(["run", str(path), "--quiet", "--steps", "students", "--set", "teacher.epochs=4"]) == 2
     err = capsys.readouterr().err
-    assert "error: step 'students' reads the output of step 'teacher', which is out of date (its settings changed); " \
-           "run it too (--steps teacher,students) or leave out --steps" in err
+    assert (
+        "error: step 'students' reads the output of step 'teacher', which is out of date (its settings changed); "
+        "run it too (--steps teacher,students) or leave out --steps" in err
+    )
     assert "[students] training" not in err
     assert (work / "student" / "bow" / "model.safetensors").read_bytes() == before
     # a changed augmentation likewise stops the label step from reading the old augmented texts
     assert main(["run", str(path), "--quiet", "--steps", "label", "--set", "augment.seed=2"]) == 2
-    assert "step 'label' reads the output of step 'augment', which is out of date (its settings changed)" in \
-        capsys.readouterr().err
+    assert (
+        "step 'label' reads the output of step 'augment', which is out of date (its settings changed)"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow
@@ -174,10 +202,25 @@ def test_a_partial_labelling_of_an_older_label_input_is_not_resumed(finished_cop
     partial_path(part1).write_text("".join(lines[:41]), encoding="utf-8")  # as if killed after 40 rows
     teacher = HFTeacher(work / "teacher", precision=cfg["label"].get("precision", "auto"))
     (work / "student" / "train" / "part.1.partial.json").write_text(
-        json.dumps(_fingerprint(work / "student" / "label_input.tsv", teacher)))
+        json.dumps(_fingerprint(work / "student" / "label_input.tsv", teacher))
+    )
     part1.unlink()
-    assert main(["run", str(path), "--quiet", "--steps", "augment,label", "--set", "data.max_label_rows=60",
-                 "--set", "augment.seed=2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(path),
+                "--quiet",
+                "--steps",
+                "augment,label",
+                "--set",
+                "data.max_label_rows=60",
+                "--set",
+                "augment.seed=2",
+            ]
+        )
+        == 0
+    )
     assert "resuming" not in capsys.readouterr().err
     want = [e.text_a for e in read_examples(work / "student" / "label_input.tsv", require_label=False)]
     assert [e.text_a for e in read_examples(part1)] == want and len(want) == 60
@@ -289,8 +332,12 @@ def test_shards_are_equal_and_hold_every_row(tmp_path, sentiment, write_tsv):
     synthetic_sentiment = sentiment
     p0 = write_tsv(tmp_path / "part.0", synthetic_sentiment(7))
     p1 = tmp_path / "part.1"
-    p1.write_text("label\ttext_a\tprobs\tlogits\n" + "".join(f"1\t文本{i}\t0.1 0.9\t\n" for i in range(10)), encoding="utf-8")
+    p1.write_text(
+        "label\ttext_a\tprobs\tlogits\n" + "".join(f"1\t文本{i}\t0.1 0.9\t\n" for i in range(10)), encoding="utf-8"
+    )
     paths = write_shards([p0, p1], tmp_path / "shards", 4)
     rows = [read_examples(p) for p in paths]
     assert sorted(len(r) for r in rows) == [4, 4, 4, 5]
-    assert sorted(e.text_a for r in rows for e in r) == sorted([t for _, t in synthetic_sentiment(7)] + [f"文本{i}" for i in range(10)])
+    assert sorted(e.text_a for r in rows for e in r) == sorted(
+        [t for _, t in synthetic_sentiment(7)] + [f"文本{i}" for i in range(10)]
+    )

@@ -21,8 +21,10 @@ def model_dir(tmp_path_factory, sentiment_module, write_tsv_module, student_conf
     synthetic_sentiment, write_tsv, small_config = sentiment_module, write_tsv_module, student_config_module
 
     tmp = tmp_path_factory.mktemp("m")
-    files = {k: write_tsv(tmp / f"{k}.tsv", synthetic_sentiment(n, seed=s))
-             for k, n, s in (("train", 300, 1), ("dev", 60, 2), ("test", 60, 3))}
+    files = {
+        k: write_tsv(tmp / f"{k}.tsv", synthetic_sentiment(n, seed=s))
+        for k, n, s in (("train", 300, 1), ("dev", 60, 2), ("test", 60, 3))
+    }
     cfg = small_config(files, tmp, "cnn", epochs=3)
     train_student(cfg)
     return tmp / "cnn"
@@ -54,12 +56,18 @@ def test_save_load_same_predictions_and_batching_agrees(model_dir, tmp_path, TEX
     assert p.predict(TEXTS[:2]) == [p.labels[i] for i in batched[:2].argmax(1)]
 
 
-@pytest.mark.parametrize("damage,message", [
-    ("rm model.safetensors", "model.safetensors: missing (a model folder holds config.json, vocab.txt, labels.json, model.safetensors)"),
-    ("truncate model.safetensors", "model.safetensors: cannot load weights"),
-    ("garble config.json", "config.json: cannot read model config"),
-    ("garble labels.json", "labels.json: cannot read label map"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (
+            "rm model.safetensors",
+            "model.safetensors: missing (a model folder holds config.json, vocab.txt, labels.json, model.safetensors)",
+        ),
+        ("truncate model.safetensors", "model.safetensors: cannot load weights"),
+        ("garble config.json", "config.json: cannot read model config"),
+        ("garble labels.json", "labels.json: cannot read label map"),
+    ],
+)
 def test_damaged_folder_errors_name_the_file(model_dir, tmp_path, damage, message):
     import shutil
 
@@ -80,9 +88,15 @@ def test_damaged_folder_errors_name_the_file(model_dir, tmp_path, damage, messag
 
 def test_predict_cli_answers_line_by_line(model_dir, TEXTS):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "datadistill.cli", "predict", "--model", str(model_dir)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            encoding="utf-8", env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datadistill.cli", "predict", "--model", str(model_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=env,
+    )
     expected = Predictor(model_dir).predict_proba(TEXTS[:3])
     for text, probs in zip(TEXTS[:3], expected):
         proc.stdin.write(text + "\n")
@@ -101,8 +115,20 @@ def test_predict_cli_input_file_and_eval(model_dir, tmp_path, capsys, TEXTS):
     out = capsys.readouterr().out.strip().split("\n")
     assert len(out) == len(TEXTS)
     assert [line.split("\t")[0] for line in out] == Predictor(model_dir).predict(TEXTS)
-    assert main(["eval", "--model", str(model_dir), "--data", str(model_dir.parent / "test.tsv"),
-                 "--json", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(model_dir.parent / "test.tsv"),
+                "--json",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("accuracy ")
     assert json.loads((tmp_path / "m.json").read_text())["n"] == 60
     assert main(["predict", "--model", str(tmp_path / "nope")]) == 2
@@ -121,11 +147,15 @@ def test_pair_student_trains_saves_and_predicts(tmp_path, words, write_tsv, stud
         for i in range(n):
             a, b = rng.choice(TOPICS), rng.choice(POS_WORDS)
             same = i % 2 == 0
-            out.append((a + b, (a + b) if same else rng.choice([t for t in TOPICS if t != a]) + b, "1" if same else "0"))
+            out.append(
+                (a + b, (a + b) if same else rng.choice([t for t in TOPICS if t != a]) + b, "1" if same else "0")
+            )
         return out
 
-    files = {k: write_tsv(tmp_path / f"{k}.tsv", rows(n), header=("text_a", "text_b", "label"))
-             for k, n in (("train", 200), ("dev", 40), ("test", 40))}
+    files = {
+        k: write_tsv(tmp_path / f"{k}.tsv", rows(n), header=("text_a", "text_b", "label"))
+        for k, n in (("train", 200), ("dev", 40), ("test", 40))
+    }
     cfg = small_config(files, tmp_path, "bow", epochs=2)
     m = train_student(cfg)
     assert m["test"]["n"] == 40

@@ -26,8 +26,9 @@ def test_training_is_seeded(senti_files, tmp_path, student_config):
 
 
 def test_part0_share_repeats_gold_rows():
-    rows = [Row(a=np.zeros(1), b=None, label=0, gold=True)] * 10 + \
-           [Row(a=np.zeros(1), b=None, label=0, probs_T=[1.0, 0.0], gold=False)] * 90
+    rows = [Row(a=np.zeros(1), b=None, label=0, gold=True)] * 10 + [
+        Row(a=np.zeros(1), b=None, label=0, probs_T=[1.0, 0.0], gold=False)
+    ] * 90
     idx = epoch_indices(rows, 0.25)
     gold_share = np.isin(idx, np.arange(10)).mean()
     assert 0.25 <= gold_share < 0.30 and (idx >= 10).sum() == 90
@@ -64,8 +65,9 @@ def _logs(kill_at: int = 0):
 
 
 @pytest.mark.parametrize("arch", ["bow", "lstm"])
-def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(senti_files, tmp_path, arch,
-                                                                                  student_config):
+def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(
+    senti_files, tmp_path, arch, student_config
+):
     """Distilling an LSTM on ~100k teacher-labelled rows takes most of an hour on a CPU: a kill must
     not throw it away. Dropout (torch RNG), the epoch's batch order (numpy RNG) and AdamW all matter."""
     from datadistill.student import CHECKPOINT, load_run_config, train_student
@@ -86,8 +88,9 @@ def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stoppe
         resumed = train_student(cfg("killed"), progress=False)
     assert any(m.startswith("resuming student training at step 28 of 75 from ") for m in seen), seen
     assert resumed["history"] == whole["history"] and resumed["steps"] == whole["steps"]
-    assert (tmp_path / "killed" / "model.safetensors").read_bytes() == \
-        (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert (tmp_path / "killed" / "model.safetensors").read_bytes() == (
+        tmp_path / "whole" / "model.safetensors"
+    ).read_bytes()
     assert not (tmp_path / "killed" / CHECKPOINT).exists()
 
 
@@ -101,12 +104,16 @@ def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_
     assert (tmp_path / "bow" / CHECKPOINT).exists()
     with _logs() as seen:
         m = train_student(load_run_config(path, ["train.lr=0.002"]), progress=False)
-    assert f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings or data differ); " \
-           "starting over" in seen
+    assert (
+        f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings or data differ); "
+        "starting over" in seen
+    )
     assert m["history"][0]["step"] == 5 and not (tmp_path / "bow" / CHECKPOINT).exists()
     # a torn file (a full disk while saving outside the atomic rename, a copy cut short): start over
     (tmp_path / "bow" / CHECKPOINT).write_bytes(b"PK\x03\x04 not a whole checkpoint")
     with _logs() as seen:
         train_student(load_run_config(path), progress=False)
-    assert any(m.startswith(f"{tmp_path / 'bow' / CHECKPOINT} cannot be read (") and m.endswith("); starting over")
-               for m in seen), seen
+    assert any(
+        m.startswith(f"{tmp_path / 'bow' / CHECKPOINT} cannot be read (") and m.endswith("); starting over")
+        for m in seen
+    ), seen

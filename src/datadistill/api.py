@@ -1,4 +1,5 @@
 """The Python API: the same verbs as the command line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,18 +9,26 @@ if TYPE_CHECKING:
     from .augment import AugmentStats
 
 
-def augment(input: str | Path, output: str | Path, *, label_column: str = "label",
-            skip_bad_lines: bool = False, progress: bool = False, **settings) -> AugmentStats:
+def augment(
+    input: str | Path,
+    output: str | Path,
+    *,
+    label_column: str = "label",
+    skip_bad_lines: bool = False,
+    progress: bool = False,
+    **settings,
+) -> AugmentStats:
     """Augment the texts of `input` into `output`; `settings` are `AugmentConfig` fields (n_iter, p_unk, ...)."""
     from .augment import AugmentConfig, augment_file
     from .config import from_dict
 
     cfg = from_dict(AugmentConfig, settings, "augment")
-    return augment_file(input, output, cfg, label_column=label_column, skip_bad_lines=skip_bad_lines,
-                        progress=progress)
+    return augment_file(input, output, cfg, label_column=label_column, skip_bad_lines=skip_bad_lines, progress=progress)
 
 
-def train_student(config: str | Path | dict | None = None, *, overrides: list[str] = (), progress: bool = False) -> dict:
+def train_student(
+    config: str | Path | dict | None = None, *, overrides: list[str] = (), progress: bool = False
+) -> dict:
     """Train a student from a JSON config path (or dict) with `--set`-style overrides; returns its metrics."""
     from .config import apply_overrides, from_dict
     from .student import StudentRunConfig, load_run_config

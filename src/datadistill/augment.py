@@ -15,6 +15,7 @@ Output TSV columns: text_a [text_b] tokens_a [tokens_b] strategy source
            unknown token there), tokens_* the same tokens joined by one space (what the student sees),
   strategy the strategies that changed this example ('unk+pos+ngram'), source the source's line number.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,10 +81,12 @@ class AugmentStats:
     def summary(self) -> str:
         per = ", ".join(f"{k} {self.strategies.get(k, 0)}" for k in sorted(STRATEGIES))
         rate = self.written / self.gen_seconds if self.gen_seconds else float("inf")
-        return (f"sources read {self.sources}, examples written {self.written}, duplicates dropped "
-                f"{self.dup_source + self.dup_output} (same as a source {self.dup_source}, repeated "
-                f"{self.dup_output}); examples changed by: {per}; tagging {self.tag_seconds:.1f}s, "
-                f"generation {self.gen_seconds:.1f}s ({rate:,.0f} examples/s)")
+        return (
+            f"sources read {self.sources}, examples written {self.written}, duplicates dropped "
+            f"{self.dup_source + self.dup_output} (same as a source {self.dup_source}, repeated "
+            f"{self.dup_output}); examples changed by: {per}; tagging {self.tag_seconds:.1f}s, "
+            f"generation {self.gen_seconds:.1f}s ({rate:,.0f} examples/s)"
+        )
 
 
 class TokenTable:
@@ -134,14 +137,15 @@ class TokenTable:
         return self.sample_ids[np.minimum(idx, len(self.cum) - 1)]
 
 
-def generate(ids: np.ndarray, pos: np.ndarray, table: TokenTable, cfg: AugmentConfig,
-             rng: np.random.Generator) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+def generate(
+    ids: np.ndarray, pos: np.ndarray, table: TokenTable, cfg: AugmentConfig, rng: np.random.Generator
+) -> list[tuple[np.ndarray, tuple[str, ...]]]:
     """`cfg.n_iter` variants of one token sequence: (token ids, strategies that changed it)."""
     n, L = cfg.n_iter, len(ids)
     if L == 0:
         return []
-    u = rng.random((n, L))                                   # [n_iter, L] one draw per token
-    out = np.broadcast_to(ids, (n, L)).copy()                 # [n_iter, L]
+    u = rng.random((n, L))  # [n_iter, L] one draw per token
+    out = np.broadcast_to(ids, (n, L)).copy()  # [n_iter, L]
     unk = u < cfg.p_unk
     rep = (u >= cfg.p_unk) & (u < cfg.p_unk + cfg.p_pos)
     if rep.any():
@@ -161,7 +165,7 @@ def generate(ids: np.ndarray, pos: np.ndarray, table: TokenTable, cfg: AugmentCo
         if changed_pos[i].any():
             used.append("pos")
         if use_ng[i] and m[i] < L:
-            row = row[start[i]: start[i] + m[i]]
+            row = row[start[i] : start[i] + m[i]]
             used.append("ngram")
         result.append((row, tuple(used)))
     return result
@@ -194,8 +198,9 @@ def _key(tokens_a: list[str], tokens_b: list[str] | None) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=12).digest()
 
 
-def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str | Path,
-                     progress: bool = True) -> AugmentStats:
+def augment_examples(
+    examples: list[Example], cfg: AugmentConfig, out_path: str | Path, progress: bool = True
+) -> AugmentStats:
     """Tag every source once, then write `n_iter` variants of each (duplicates dropped) to `out_path`."""
     stats = AugmentStats(sources=len(examples))
     tokenizer = get_tokenizer(cfg.tokenizer)
@@ -204,7 +209,7 @@ def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str 
     seen: set[bytes] = set()
     t0 = time.perf_counter()
     encoded = []
-    for (ta, tb) in _tagged(examples, cfg, progress):
+    for ta, tb in _tagged(examples, cfg, progress):
         ea = table.add(ta)
         eb = table.add(tb) if tb is not None else None
         encoded.append((ea, eb))
@@ -214,8 +219,13 @@ def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str 
 
     t0 = time.perf_counter()
     itos = np.array(table.itos, dtype=object)
-    cols = ["text_a"] + (["text_b"] if pairs else []) + ["tokens_a"] + (["tokens_b"] if pairs else []) \
+    cols = (
+        ["text_a"]
+        + (["text_b"] if pairs else [])
+        + ["tokens_a"]
+        + (["tokens_b"] if pairs else [])
         + ["strategy", "source"]
+    )
     bar = Progress(len(examples), "augment: generating", "source", progress, log=log)
     with atomic_write(out_path) as f:
         writer = ExampleWriter(f, cols)
@@ -236,10 +246,16 @@ def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str 
                     stats.dup_output += 1
                     continue
                 seen.add(key)
-                writer.write({"text_a": tokenizer.detokenize(toks_a),
-                              "text_b": tokenizer.detokenize(toks_b) if toks_b else "",
-                              "tokens_a": toks_a, "tokens_b": toks_b or "",
-                              "strategy": "+".join(s for s in STRATEGIES if s in used), "source": ex.line})
+                writer.write(
+                    {
+                        "text_a": tokenizer.detokenize(toks_a),
+                        "text_b": tokenizer.detokenize(toks_b) if toks_b else "",
+                        "tokens_a": toks_a,
+                        "tokens_b": toks_b or "",
+                        "strategy": "+".join(s for s in STRATEGIES if s in used),
+                        "source": ex.line,
+                    }
+                )
                 stats.written += 1
                 stats.strategies.update(used)
     bar.close()
@@ -247,11 +263,16 @@ def augment_examples(examples: list[Example], cfg: AugmentConfig, out_path: str 
     return stats
 
 
-def augment_file(input_path: str | Path, output_path: str | Path, cfg: AugmentConfig,
-                 label_column: str = "label", skip_bad_lines: bool = False, progress: bool = True) -> AugmentStats:
+def augment_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    cfg: AugmentConfig,
+    label_column: str = "label",
+    skip_bad_lines: bool = False,
+    progress: bool = True,
+) -> AugmentStats:
     """Read labelled (or plain) texts from `input_path` and write augmented unlabelled texts."""
-    reader = ExampleReader(input_path, require_label=False, label_column=label_column,
-                           skip_bad_lines=skip_bad_lines)
+    reader = ExampleReader(input_path, require_label=False, label_column=label_column, skip_bad_lines=skip_bad_lines)
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise DataError(f"{output_path}: is the input file; augmentation would overwrite it (choose another --output)")
     examples = list(reader)

@@ -4,6 +4,7 @@ Used by the training loop (students and teacher), prediction, evaluation and lab
 the padded length of a batch, so grouping by length matters most for the teacher: on ChnSentiCorp at
 max_len 256, random batches of 32 pad to 223 tokens on average, length-grouped ones to 77.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -11,8 +12,9 @@ from typing import Sequence
 import numpy as np
 
 
-def length_batches(lengths: Sequence[int] | np.ndarray, batch_size: int,
-                   rng: np.random.Generator | None = None, pool_batches: int = 50) -> list[np.ndarray]:
+def length_batches(
+    lengths: Sequence[int] | np.ndarray, batch_size: int, rng: np.random.Generator | None = None, pool_batches: int = 50
+) -> list[np.ndarray]:
     """Index batches of similar length covering every index once.
 
     Without `rng` (inference): sort everything by length and cut; the caller writes results back by
@@ -26,14 +28,14 @@ def length_batches(lengths: Sequence[int] | np.ndarray, batch_size: int,
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if rng is None:
         order = np.argsort(lengths, kind="stable")
-        return [order[i: i + batch_size] for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
     order = rng.permutation(n)
     pool = batch_size * pool_batches
     batches: list[np.ndarray] = []
     for s in range(0, n, pool):
-        chunk = order[s: s + pool]
+        chunk = order[s : s + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
 

@@ -5,6 +5,7 @@ RNG at the start of the epoch (the epoch's batches are re-drawn from it and the 
 and torch's RNGs (dropout). A resumed run therefore takes exactly the steps of one never stopped.
 The file is written to a temporary name and renamed, so a kill while saving leaves the previous one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,18 +40,30 @@ class TrainingCheckpoint:
     def __init__(self, path: str | Path, run_id: str, what: str = "training") -> None:
         self.path, self.run_id, self.what = Path(path), run_id, what
 
-    def save(self, model, opt, sched, epoch_rng: str, state: dict, best_state: dict | None,
-             device: torch.device) -> None:
+    def save(
+        self, model, opt, sched, epoch_rng: str, state: dict, best_state: dict | None, device: torch.device
+    ) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"run": self.run_id, "state": json.dumps(state), "epoch_rng": epoch_rng,
-                    "model": model.state_dict(), "best": best_state, "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
+        torch.save(
+            {
+                "run": self.run_id,
+                "state": json.dumps(state),
+                "epoch_rng": epoch_rng,
+                "model": model.state_dict(),
+                "best": best_state,
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+            tmp,
+        )
         os.replace(tmp, self.path)
 
-    def load(self, model, opt, sched, rng: np.random.Generator,
-             device: torch.device) -> tuple[dict, dict | None] | None:
+    def load(
+        self, model, opt, sched, rng: np.random.Generator, device: torch.device
+    ) -> tuple[dict, dict | None] | None:
         """Restore everything in place; returns (state, best weights), or None to start from scratch."""
         if not self.path.exists():
             return None

@@ -3,6 +3,7 @@
 Nothing heavy is imported here (each command imports what it needs when it runs), so `--help`
 answers without loading torch or transformers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,20 +23,33 @@ def _common() -> argparse.ArgumentParser:
     """-v / -q for every command."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("-v", "--verbose", action="store_true", help="debug messages, with times and module names")
-    p.add_argument("-q", "--quiet", action="count", default=0,
-                   help="no progress bars (long steps still log progress once a minute); -qq: warnings and errors only")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="no progress bars (long steps still log progress once a minute); -qq: warnings and errors only",
+    )
     return p
 
 
 def _add_augment(sub) -> None:
-    p = sub.add_parser("augment", parents=[_common()], help="step 1: make new unlabelled texts from labelled ones",
-                       description="Make new unlabelled texts: [UNK] noise, same-POS replacement, n-gram sampling.")
+    p = sub.add_parser(
+        "augment",
+        parents=[_common()],
+        help="step 1: make new unlabelled texts from labelled ones",
+        description="Make new unlabelled texts: [UNK] noise, same-POS replacement, n-gram sampling.",
+    )
     p.add_argument("--input", required=True, help="labelled TSV/JSONL (or plain text) to augment")
     p.add_argument("--output", required=True, help="augmented TSV to write")
     p.add_argument("--n-iter", type=int, default=10, help="variants per source (default 10)")
     p.add_argument("--p-unk", type=float, default=0.1, help="probability a token becomes [UNK] (default 0.1)")
-    p.add_argument("--p-pos", type=float, default=0.1, help="probability a token gets a same-POS replacement (default 0.1)")
-    p.add_argument("--p-ng", type=float, default=0.25, help="probability an example becomes one random span (default 0.25)")
+    p.add_argument(
+        "--p-pos", type=float, default=0.1, help="probability a token gets a same-POS replacement (default 0.1)"
+    )
+    p.add_argument(
+        "--p-ng", type=float, default=0.25, help="probability an example becomes one random span (default 0.25)"
+    )
     p.add_argument("--ngram-max", type=int, default=None, help="longest span n-gram sampling keeps (default: no limit)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tokenizer", default="jieba", help="jieba (default), char or whitespace")
@@ -49,25 +63,51 @@ def _run_augment(args) -> None:
     from .augment import AugmentConfig, augment_file
     from .config import from_dict
 
-    cfg = from_dict(AugmentConfig, dict(n_iter=args.n_iter, p_unk=args.p_unk, p_pos=args.p_pos, p_ng=args.p_ng,
-                                        ngram_max=args.ngram_max, seed=args.seed, tokenizer=args.tokenizer,
-                                        workers=args.workers), "augment")
-    stats = augment_file(args.input, args.output, cfg, label_column=args.label_column,
-                         skip_bad_lines=args.skip_bad_lines, progress=_bars(args))
+    cfg = from_dict(
+        AugmentConfig,
+        dict(
+            n_iter=args.n_iter,
+            p_unk=args.p_unk,
+            p_pos=args.p_pos,
+            p_ng=args.p_ng,
+            ngram_max=args.ngram_max,
+            seed=args.seed,
+            tokenizer=args.tokenizer,
+            workers=args.workers,
+        ),
+        "augment",
+    )
+    stats = augment_file(
+        args.input,
+        args.output,
+        cfg,
+        label_column=args.label_column,
+        skip_bad_lines=args.skip_bad_lines,
+        progress=_bars(args),
+    )
     logger.info(f"augment: {stats.summary()}; wrote {args.output}")
 
 
 def _add_student(sub) -> None:
     p = sub.add_parser("student", help="step 3: train a student (BOW, CNN, LSTM)")
     ssub = p.add_subparsers(dest="student_command", metavar="ACTION", required=True)
-    t = ssub.add_parser("train", parents=[_common()], help="train a student from a JSON config",
-                        description="Train on data.train (part.0) + data.teacher_labelled (part.1), select on dev, "
-                                    "report test, save a self-contained model folder. The training state is saved at each "
-                                    "dev evaluation to OUTPUT/.train_checkpoint.pt and the same command after a "
-                                    "kill continues from there (--set train.checkpoint=false turns this off).")
+    t = ssub.add_parser(
+        "train",
+        parents=[_common()],
+        help="train a student from a JSON config",
+        description="Train on data.train (part.0) + data.teacher_labelled (part.1), select on dev, "
+        "report test, save a self-contained model folder. The training state is saved at each "
+        "dev evaluation to OUTPUT/.train_checkpoint.pt and the same command after a "
+        "kill continues from there (--set train.checkpoint=false turns this off).",
+    )
     t.add_argument("--config", help="JSON run config (see examples/)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.lr=1e-3 (repeatable)")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.lr=1e-3 (repeatable)",
+    )
     t.set_defaults(func=_run_student_train)
 
 
@@ -77,12 +117,15 @@ def _run_student_train(args) -> None:
     from .student import load_run_config, train_student
 
     cfg = load_run_config(args.config, args.set)
-    train_student(cfg, progress=_bars(args),
-                  command="datadistill " + " ".join(shlex.quote(a) for a in args.argv))
+    train_student(cfg, progress=_bars(args), command="datadistill " + " ".join(shlex.quote(a) for a in args.argv))
 
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", parents=[_common()], help="accuracy, macro-F1, per-class scores and confusion of a model on a labelled file")
+    p = sub.add_parser(
+        "eval",
+        parents=[_common()],
+        help="accuracy, macro-F1, per-class scores and confusion of a model on a labelled file",
+    )
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--data", required=True, help="labelled TSV/JSONL")
     p.add_argument("--label-column", default="label")
@@ -101,12 +144,18 @@ def _run_eval(args) -> None:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", parents=[_common()], help="predict with a model folder: text lines in, label<TAB>probabilities out",
-                       description="Reads one text per line (TAB-separated for pairs) from stdin or --input and "
-                                   "writes label<TAB>probabilities per line; on stdin each line is answered as it arrives.")
+    p = sub.add_parser(
+        "predict",
+        parents=[_common()],
+        help="predict with a model folder: text lines in, label<TAB>probabilities out",
+        description="Reads one text per line (TAB-separated for pairs) from stdin or --input and "
+        "writes label<TAB>probabilities per line; on stdin each line is answered as it arrives.",
+    )
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--input", help="read texts from this file instead of stdin (batched)")
-    p.add_argument("--batch-size", type=int, default=None, help="lines per batch (default: 1 on stdin, 256 for --input)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="lines per batch (default: 1 on stdin, 256 for --input)"
+    )
     p.add_argument("--bf16", action="store_true", help="bfloat16 matrix work: faster batches on CPUs with AVX512-BF16")
     p.set_defaults(func=_run_predict)
 
@@ -142,29 +191,48 @@ def _utf8_lines(path):
             try:
                 yield raw.decode("utf-8").lstrip("\ufeff") if n == 1 else raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{path}, line {n}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1})") \
-                    from None
+                raise DataError(
+                    f"{path}, line {n}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1})"
+                ) from None
 
 
 def _add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="step 2: fine-tune a transformers teacher, or score texts with it")
     tsub = p.add_subparsers(dest="teacher_command", metavar="ACTION", required=True)
-    f = tsub.add_parser("finetune", parents=[_common()], help="fine-tune any sequence-classification checkpoint on labelled data",
-                        description="Fine-tune a teacher. Resumable: at each dev evaluation the training state goes "
-                                    "to OUT/.finetune_checkpoint.pt, and the same command after a kill continues "
-                                    "from there (--set checkpoint=false turns this off).")
-    f.add_argument("--config", help="JSON with a 'teacher' section (and 'data' with train/dev), e.g. "
-                                    "examples/cls_ernie_fc_ch.json; the options below override it")
-    f.add_argument("--model", help="checkpoint folder (ERNIE, BERT, RoBERTa, XLM-R ...), cached hub name, or "
-                                   "bundled:multilingual-e5-small")
+    f = tsub.add_parser(
+        "finetune",
+        parents=[_common()],
+        help="fine-tune any sequence-classification checkpoint on labelled data",
+        description="Fine-tune a teacher. Resumable: at each dev evaluation the training state goes "
+        "to OUT/.finetune_checkpoint.pt, and the same command after a kill continues "
+        "from there (--set checkpoint=false turns this off).",
+    )
+    f.add_argument(
+        "--config",
+        help="JSON with a 'teacher' section (and 'data' with train/dev), e.g. "
+        "examples/cls_ernie_fc_ch.json; the options below override it",
+    )
+    f.add_argument(
+        "--model",
+        help="checkpoint folder (ERNIE, BERT, RoBERTa, XLM-R ...), cached hub name, or bundled:multilingual-e5-small",
+    )
     f.add_argument("--train")
     f.add_argument("--dev")
-    f.add_argument("--out", help="folder for the best checkpoint, tokenizer and label map (default: the config's output)")
+    f.add_argument(
+        "--out", help="folder for the best checkpoint, tokenizer and label map (default: the config's output)"
+    )
     f.add_argument("--label-column", default="label")
-    f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="training setting, e.g. --set epochs=4 --set lr=5e-5 --set max_len=256 --set pooling=mean")
+    f.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training setting, e.g. --set epochs=4 --set lr=5e-5 --set max_len=256 --set pooling=mean",
+    )
     f.set_defaults(func=_run_teacher_finetune)
-    q = tsub.add_parser("predict", parents=[_common()], help="score texts: stdin lines in, text<TAB>label<TAB>probabilities out")
+    q = tsub.add_parser(
+        "predict", parents=[_common()], help="score texts: stdin lines in, text<TAB>label<TAB>probabilities out"
+    )
     q.add_argument("--model", required=True, help="a folder written by 'teacher finetune'")
     q.add_argument("--batch-size", type=int, default=1, help="lines per batch on stdin (default 1: answer each line)")
     q.set_defaults(func=_run_teacher_predict)
@@ -178,7 +246,9 @@ def _run_teacher_finetune(args) -> None:
     raw = load_json(args.config) if args.config else {}
     unknown = set(raw) - {"data", "teacher", "output"}
     if unknown:
-        raise ConfigError(f"{args.config}: unknown section '{sorted(unknown)[0]}' (a teacher config has data, teacher, output)")
+        raise ConfigError(
+            f"{args.config}: unknown section '{sorted(unknown)[0]}' (a teacher config has data, teacher, output)"
+        )
     section = dict(raw.get("teacher", {}))
     if args.model:
         section["model"] = args.model
@@ -191,8 +261,10 @@ def _run_teacher_finetune(args) -> None:
             raise ConfigError(f"--{name} is required (or set it in the config)")
     train, dev, _, label_map = read_splits(args.train, args.dev, label_column=args.label_column, log=logger)
     m = finetune(cfg, train, dev, args.out, label_map, progress=_bars(args))
-    logger.info(f"teacher: best dev accuracy {m['dev_accuracy'] * 100:.2f} after {m['steps']} steps "
-          f"({m['seconds']:.0f}s); saved {args.out}")
+    logger.info(
+        f"teacher: best dev accuracy {m['dev_accuracy'] * 100:.2f} after {m['steps']} steps "
+        f"({m['seconds']:.0f}s); saved {args.out}"
+    )
 
 
 def _run_teacher_predict(args) -> None:
@@ -225,29 +297,45 @@ def _run_teacher_predict(args) -> None:
 
 
 def _add_label(sub) -> None:
-    p = sub.add_parser("label", parents=[_common()], help="step 2: let a teacher label a file (resumable) -> part.1",
-                       description="Score every row of --input with the teacher and write label, text and "
-                                   "probabilities/logits to --output. Killed and started again with the same "
-                                   "command, it continues where it stopped.")
+    p = sub.add_parser(
+        "label",
+        parents=[_common()],
+        help="step 2: let a teacher label a file (resumable) -> part.1",
+        description="Score every row of --input with the teacher and write label, text and "
+        "probabilities/logits to --output. Killed and started again with the same "
+        "command, it continues where it stopped.",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="a teacher folder written by 'teacher finetune'")
-    who.add_argument("--teacher-cmd",
-                     help="external teacher program: reads texts on stdin, writes 'label' or "
-                          "'label<TAB>probabilities' per line (started once per batch)")
+    who.add_argument(
+        "--teacher-cmd",
+        help="external teacher program: reads texts on stdin, writes 'label' or "
+        "'label<TAB>probabilities' per line (started once per batch)",
+    )
     p.add_argument("--labels", help="comma-separated label names in probability order, e.g. 0,1 (checked)")
     p.add_argument("--input", required=True, help="texts to label (augmented TSV, TSV/JSONL with text_a, or .txt)")
     p.add_argument("--output", required=True, help="the labelled file (part.1)")
     p.add_argument("--batch-size", type=int, default=256, help="texts per teacher call (default 256)")
     p.add_argument("--chunk-size", type=int, default=1024, help="rows made durable at a time (default 1024)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="a --model teacher's precision: auto = bf16 on a GPU that has it or on a CPU with native "
-                        "bf16 (AVX512-BF16/AMX, ~2x faster; same hard labels, probabilities within ~0.02), else fp32")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="a --model teacher's precision: auto = bf16 on a GPU that has it or on a CPU with native "
+        "bf16 (AVX512-BF16/AMX, ~2x faster; same hard labels, probabilities within ~0.02), else fp32",
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a teacher call may take (default 600)")
-    p.add_argument("--unk-token", default="[UNK]",
-                   help="--teacher-cmd's unknown token, put where augmentation wrote [UNK] (a --model teacher "
-                        "uses its tokenizer's own)")
-    p.add_argument("--cache", help="score cache file of this teacher (created if missing): texts found there are "
-                                    "not scored again, new scores are added")
+    p.add_argument(
+        "--unk-token",
+        default="[UNK]",
+        help="--teacher-cmd's unknown token, put where augmentation wrote [UNK] (a --model teacher "
+        "uses its tokenizer's own)",
+    )
+    p.add_argument(
+        "--cache",
+        help="score cache file of this teacher (created if missing): texts found there are "
+        "not scored again, new scores are added",
+    )
     p.add_argument("--skip-bad-lines", action="store_true")
     p.set_defaults(func=_run_label)
 
@@ -261,19 +349,44 @@ def _run_label(args) -> None:
 
         teacher = HFTeacher(args.model, batch_size=args.batch_size, precision=args.precision)
     else:
-        teacher = CommandTeacher(args.teacher_cmd, labels=args.labels.split(",") if args.labels else None,
-                                 timeout=args.timeout, unk_token=args.unk_token)
-    stats = label_file(teacher, args.input, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                       skip_bad_lines=args.skip_bad_lines, progress=_bars(args), cache=args.cache)
+        teacher = CommandTeacher(
+            args.teacher_cmd,
+            labels=args.labels.split(",") if args.labels else None,
+            timeout=args.timeout,
+            unk_token=args.unk_token,
+        )
+    stats = label_file(
+        teacher,
+        args.input,
+        args.output,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        skip_bad_lines=args.skip_bad_lines,
+        progress=_bars(args),
+        cache=args.cache,
+    )
     logger.info(f"label: {stats.summary()}; wrote {args.output}")
 
 
 def _add_run(sub) -> None:
-    p = sub.add_parser("run", parents=[_common()], help="the whole distillation from one JSON config: teacher -> augment -> label -> "
-                                   "students -> report (finished steps are skipped)")
+    p = sub.add_parser(
+        "run",
+        parents=[_common()],
+        help="the whole distillation from one JSON config: teacher -> augment -> label -> "
+        "students -> report (finished steps are skipped)",
+    )
     p.add_argument("config", help="pipeline JSON config (see examples/pipeline_*.json)")
-    p.add_argument("--steps", help=f"comma-separated steps to run (default all: {','.join(('teacher', 'augment', 'label', 'students', 'report'))})")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. --set train.lr=1e-3")
+    p.add_argument(
+        "--steps",
+        help=f"comma-separated steps to run (default all: {','.join(('teacher', 'augment', 'label', 'students', 'report'))})",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.lr=1e-3",
+    )
     p.add_argument("--force", action="store_true", help="run the chosen steps even if up to date")
     p.set_defaults(func=_run_pipeline)
 
@@ -289,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadistill",
         description="Distil a large text model into a tiny fast student through data: "
-                    "augment -> teacher labels -> student trains.")
+        "augment -> teacher labels -> student trains.",
+    )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"datadistill {__version__}")

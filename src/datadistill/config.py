@@ -1,4 +1,5 @@
 """Typed dataclass configs: load from dicts/JSON, reject unknown keys, apply `--set a.b=v` overrides."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -106,8 +107,9 @@ def check_ranges(obj: Any) -> None:
         v = getattr(obj, key)
         if v is None:
             continue
-        bad = (lo is not None and (v <= lo if kind == "open" else v < lo)) or \
-              (hi is not None and (v >= hi if kind == "right-open" else v > hi))
+        bad = (lo is not None and (v <= lo if kind == "open" else v < lo)) or (
+            hi is not None and (v >= hi if kind == "right-open" else v > hi)
+        )
         if bad:
             if hi is None:
                 allowed = f"{'above' if kind == 'open' else 'at least'} {lo}"

@@ -3,6 +3,7 @@
 They live here, apart from the code that raises them, so the command line can catch them without
 importing torch or transformers (`datadistill --help` stays fast).
 """
+
 from __future__ import annotations
 
 

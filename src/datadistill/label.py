@@ -16,6 +16,7 @@ Output TSV: label text_a [text_b] [tokens_a [tokens_b]] probs logits: label is t
 label; probs/logits are space-separated in the teacher's label order (empty when it has none);
 the texts are written as read (with `[UNK]` where augmentation put it).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,19 +40,21 @@ log = logger.getChild("label")
 
 @dataclass
 class LabelStats:
-    rows: int = 0          # rows in the output
+    rows: int = 0  # rows in the output
     resumed_from: int = 0  # rows found already done
     seconds: float = 0.0
     label_counts: dict | None = None
-    cached: int = 0        # rows taken from the score cache, not scored
+    cached: int = 0  # rows taken from the score cache, not scored
 
     def summary(self) -> str:
         scored = self.rows - self.resumed_from - self.cached
         rate = f", {scored / self.seconds:,.1f} rows/s" if scored and self.seconds else ""
         resumed = f" (resumed after {self.resumed_from} rows)" if self.resumed_from else ""
         cached = f"; {self.cached} from the score cache" if self.cached else ""
-        return (f"labelled {self.rows} rows{resumed} in {self.seconds:.1f}s ({scored} scored{rate}{cached}); "
-                f"labels {self.label_counts}")
+        return (
+            f"labelled {self.rows} rows{resumed} in {self.seconds:.1f}s ({scored} scored{rate}{cached}); "
+            f"labels {self.label_counts}"
+        )
 
 
 def partial_path(output_path: str | Path) -> Path:
@@ -100,18 +103,29 @@ def _count_lines(path: Path) -> int:
 
 def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int) -> tuple:
     """(labels, probs, logits) of every text, formatted as written, batched by length, in input order."""
+
     def run(idx):
         sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
-        return (np.array(sc.labels, dtype=object),
-                np.array([_fmt(sc.probs[k] if sc.probs is not None else None) for k in range(len(idx))], dtype=object),
-                np.array([_fmt(sc.logits[k] if sc.logits is not None else None) for k in range(len(idx))], dtype=object))
+        return (
+            np.array(sc.labels, dtype=object),
+            np.array([_fmt(sc.probs[k] if sc.probs is not None else None) for k in range(len(idx))], dtype=object),
+            np.array([_fmt(sc.logits[k] if sc.logits is not None else None) for k in range(len(idx))], dtype=object),
+        )
 
     return in_length_order([len(t) for t in a], batch_size, run)
 
 
-def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path, batch_size: int = 64,
-               chunk_size: int = 1024, skip_bad_lines: bool = False, progress: bool = True,
-               cache: str | Path | None = None, log_every: float = 60.0) -> LabelStats:
+def label_file(
+    teacher: Teacher,
+    input_path: str | Path,
+    output_path: str | Path,
+    batch_size: int = 64,
+    chunk_size: int = 1024,
+    skip_bad_lines: bool = False,
+    progress: bool = True,
+    cache: str | Path | None = None,
+    log_every: float = 60.0,
+) -> LabelStats:
     """Label every row of `input_path` with `teacher` into `output_path` (see the module docstring).
 
     Without a progress bar (`progress=False`, e.g. a job writing to a log file) a line with the rows
@@ -152,12 +166,16 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
     for _ in range(done):
         if next(stream, None) is None:
             break
-    header = ["label", "text_a"] + (["text_b"] if pair else []) + (["tokens_a"] if tokens else []) \
-        + (["tokens_b"] if tokens and pair else []) + ["probs", "logits"]
+    header = (
+        ["label", "text_a"]
+        + (["text_b"] if pair else [])
+        + (["tokens_a"] if tokens else [])
+        + (["tokens_b"] if tokens and pair else [])
+        + ["probs", "logits"]
+    )
     # for the log lines: rows in the file (about: lenient reading may skip some)
     expected = _count_lines(input_path) - (reader.fmt == "tsv") if not progress else None
-    bar = Progress(expected, "label", "row", progress, initial=done, every=log_every, log=log,
-                   total_is_estimate=True)
+    bar = Progress(expected, "label", "row", progress, initial=done, every=log_every, log=log, total_is_estimate=True)
     with open(partial, "a", encoding="utf-8", newline="\n") as f:
         if done == 0:
             f.seek(0)
@@ -167,7 +185,7 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
             a = [ex.text_a.replace(UNK, teacher.unk_token) for ex in chunk]
             b = [(ex.text_b or "").replace(UNK, teacher.unk_token) for ex in chunk] if pair else None
             labels: list[str] = [""] * len(chunk)
-            probs: list[str] = [""] * len(chunk)    # formatted, as written
+            probs: list[str] = [""] * len(chunk)  # formatted, as written
             logits: list[str] = [""] * len(chunk)
             todo = []
             for i in range(len(chunk)):
@@ -183,9 +201,18 @@ def label_file(teacher: Teacher, input_path: str | Path, output_path: str | Path
                     labels[i], probs[i], logits[i] = got[0][k], got[1][k], got[2][k]
                 if scores:
                     scores.add([(a[i], b[i] if b is not None else None, labels[i], probs[i], logits[i]) for i in todo])
-            writer.write_many({"label": lab, "text_a": ex.text_a, "text_b": ex.text_b, "tokens_a": ex.tokens_a,
-                               "tokens_b": ex.tokens_b, "probs": p, "logits": z}
-                              for ex, lab, p, z in zip(chunk, labels, probs, logits))
+            writer.write_many(
+                {
+                    "label": lab,
+                    "text_a": ex.text_a,
+                    "text_b": ex.text_b,
+                    "tokens_a": ex.tokens_a,
+                    "tokens_b": ex.tokens_b,
+                    "probs": p,
+                    "logits": z,
+                }
+                for ex, lab, p, z in zip(chunk, labels, probs, logits)
+            )
             for lab in labels:
                 counts[lab] = counts.get(lab, 0) + 1
             f.flush()

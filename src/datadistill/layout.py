@@ -11,6 +11,7 @@ that the pipeline, the report and the bench scripts share, so no one works the p
     WORK/report/                  report.md, report.json, accuracy_vs_speed.png
     WORK/.steps/                  step records (the teacher's lives in its folder, see `record`)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

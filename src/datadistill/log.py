@@ -7,6 +7,7 @@ format and level once (`setup_logging`, `-v`/`-q`). Library users configure `log
 with the amount done, the rate and the time left at most once every `every` seconds, so a long step
 never goes silent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,9 @@ class _Formatter(logging.Formatter):
     """Plain messages at INFO (what a user reads); 'warning: ' before warnings; times and names with -v."""
 
     def __init__(self, verbose: bool) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
-                         datefmt="%H:%M:%S")
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s", datefmt="%H:%M:%S"
+        )
         self.verbose = verbose
 
     def format(self, record: logging.LogRecord) -> str:
@@ -69,8 +71,17 @@ class Progress:
     the total is an estimate); `note()` adds the caller's own words (e.g. cache hits).
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str, bar: bool, initial: int = 0,
-                 every: float = 60.0, log: logging.Logger | None = None, total_is_estimate: bool = False) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str,
+        bar: bool,
+        initial: int = 0,
+        every: float = 60.0,
+        log: logging.Logger | None = None,
+        total_is_estimate: bool = False,
+    ) -> None:
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
         self.done, self.start_done = initial, initial
         self.log = log or logger
@@ -103,8 +114,10 @@ class Progress:
         rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
         text = f"{self.desc}: {self.done:,}"
         if self.total:
-            text += f" of {'about ' if self.estimate else ''}{self.total:,} {self.unit}s " \
-                    f"({100 * self.done / self.total:.0f} %)"
+            text += (
+                f" of {'about ' if self.estimate else ''}{self.total:,} {self.unit}s "
+                f"({100 * self.done / self.total:.0f} %)"
+            )
         else:
             text += f" {self.unit}s"
         if self.extra:

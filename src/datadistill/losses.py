@@ -4,6 +4,7 @@ targets: labels [B] (hard label ids: gold for part.0, the teacher's argmax for p
 probs_T [B, C] and logits_T [B, C] (teacher scores; rows without them have has_T [B] False).
 Rows without teacher scores always fall back to cross-entropy on their label.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -20,7 +21,7 @@ register_loss = LOSSES.register
 
 def _split(loss_T: torch.Tensor, logits_S: torch.Tensor, labels: torch.Tensor, has_T: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of loss_T [B] where has_T, cross-entropy elsewhere."""
-    ce = F.cross_entropy(logits_S, labels, reduction="none")          # [B]
+    ce = F.cross_entropy(logits_S, labels, reduction="none")  # [B]
     return torch.where(has_T, loss_T, ce).mean()
 
 
@@ -36,15 +37,16 @@ def hard_loss(logits_S, labels, **_) -> torch.Tensor:
 
 
 @register_loss("kl")
-def kl_loss(logits_S, labels, probs_T=None, logits_T=None, has_T=None, has_logits=None, temperature: float = 1.0,
-            **_) -> torch.Tensor:
+def kl_loss(
+    logits_S, labels, probs_T=None, logits_T=None, has_T=None, has_logits=None, temperature: float = 1.0, **_
+) -> torch.Tensor:
     """T^2 * KL(softmax(z_T / T) || softmax(z_S / T)) (Hinton et al. 2015)."""
     if probs_T is None:  # a batch of gold rows only
         return F.cross_entropy(logits_S, labels)
     z_T = _teacher_logits(probs_T, logits_T, has_logits)
     log_p_S = F.log_softmax(logits_S / temperature, dim=-1)
     log_p_T = F.log_softmax(z_T / temperature, dim=-1)
-    kl = (log_p_T.exp() * (log_p_T - log_p_S)).sum(-1) * temperature ** 2   # [B]
+    kl = (log_p_T.exp() * (log_p_T - log_p_S)).sum(-1) * temperature**2  # [B]
     return _split(kl, logits_S, labels, has_T)
 
 

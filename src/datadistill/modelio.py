@@ -1,11 +1,12 @@
 """Self-contained model folders: everything `predict` needs, nothing else.
 
-    config.json        architecture, hyper-parameters, features (tokenizer, n-grams), the command that made it
-    vocab.txt          one token per line ([PAD] = 0, [UNK] = 1)
-    labels.json        the label map
-    model.safetensors  the weights
-    metrics.json       dev/test metrics of the run that made it (informative; not needed to load)
+config.json        architecture, hyper-parameters, features (tokenizer, n-grams), the command that made it
+vocab.txt          one token per line ([PAD] = 0, [UNK] = 1)
+labels.json        the label map
+model.safetensors  the weights
+metrics.json       dev/test metrics of the run that made it (informative; not needed to load)
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ REQUIRED = ("config.json", "vocab.txt", "labels.json", "model.safetensors")
 __all__ = ["ModelFolderError", "save_model", "load_folder", "REQUIRED"]
 
 
-def save_model(folder: str | Path, model: Student, featurizer: Featurizer, label_map: LabelMap,
-               params: dict, metrics: dict | None = None, command: str | None = None) -> Path:
+def save_model(
+    folder: str | Path,
+    model: Student,
+    featurizer: Featurizer,
+    label_map: LabelMap,
+    params: dict,
+    metrics: dict | None = None,
+    command: str | None = None,
+) -> Path:
     """Write the folder (each file atomically, so a crash never leaves a half-written one)."""
     from safetensors.torch import save_file
 
@@ -86,8 +94,10 @@ def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict
     except Exception as e:  # noqa: BLE001
         raise ModelFolderError(f"{folder / 'labels.json'}: cannot read label map ({e})") from None
     if len(vocab) != dims.vocab_size or len(label_map) != dims.num_labels:
-        raise ModelFolderError(f"{folder}: vocab.txt has {len(vocab)} tokens and labels.json {len(label_map)} labels, "
-                               f"but config.json expects {dims.vocab_size} and {dims.num_labels}")
+        raise ModelFolderError(
+            f"{folder}: vocab.txt has {len(vocab)} tokens and labels.json {len(label_map)} labels, "
+            f"but config.json expects {dims.vocab_size} and {dims.num_labels}"
+        )
     try:
         model = build_student(arch, params, dims)
     except Exception as e:  # noqa: BLE001 - an edited arch or hyper-parameter

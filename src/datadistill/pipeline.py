@@ -12,6 +12,7 @@ unfinished step (labelling also inside the step, training at its last dev evalua
 some steps are asked for (`--steps`), every step they read from must be up to date: otherwise the
 run stops with a message naming the stale step and why, instead of training on old data.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,9 +46,9 @@ class PipelineData:
     dev: str = ""
     test: str = ""
     label_column: str = "label"
-    unlabelled: list[str] = field(default_factory=list)   # the user's in-domain texts (labels ignored)
-    unlabelled_ratio: float | None = None                 # unlabelled : augmented rows (caps augmented rows)
-    max_label_rows: int | None = None                     # label at most this many rows (quick settings)
+    unlabelled: list[str] = field(default_factory=list)  # the user's in-domain texts (labels ignored)
+    unlabelled_ratio: float | None = None  # unlabelled : augmented rows (caps augmented rows)
+    max_label_rows: int | None = None  # label at most this many rows (quick settings)
     seed: int = 1
 
     RANGES = {"unlabelled_ratio": (0, None, "open"), "max_label_rows": (1, None)}
@@ -63,7 +64,7 @@ class PipelineData:
 class LabelConfig:
     batch_size: int = 64
     chunk_size: int = 1024
-    cache: bool = True      # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
+    cache: bool = True  # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
     precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2x faster), else fp32
 
     RANGES = {"batch_size": (1, None), "chunk_size": (1, None)}
@@ -80,20 +81,20 @@ class RunConfig:
     data: PipelineData = field(default_factory=PipelineData)
     # a teacher kind's config (teacher.kind: "hf" -> TeacherTrainConfig, "command" -> CommandTeacherConfig)
     teacher: Any = field(default_factory=lambda: TeacherTrainConfig(model="bundled:multilingual-e5-small"))
-    augment: AugmentConfig | None = field(default_factory=AugmentConfig)   # null: no augmentation (case 1 only)
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # null: no augmentation (case 1 only)
     label: LabelConfig = field(default_factory=LabelConfig)
-    students: dict[str, StudentConfig] = field(default_factory=dict)       # name -> student; e.g. {"bow": {...}}
-    train: TrainConfig = field(default_factory=TrainConfig)                # student training, baseline and distilled
-    distill: dict = field(default_factory=dict)                            # train keys that differ when distilling
-    shards: int = 0                                                        # also write part.0+part.1 as N equal shards
-    teacher_dir: str = ""   # where the teacher lives (default WORK/teacher); runs naming the same folder and the
-                            # same teacher section share one fine-tuning (its step record is kept in the folder)
+    students: dict[str, StudentConfig] = field(default_factory=dict)  # name -> student; e.g. {"bow": {...}}
+    train: TrainConfig = field(default_factory=TrainConfig)  # student training, baseline and distilled
+    distill: dict = field(default_factory=dict)  # train keys that differ when distilling
+    shards: int = 0  # also write part.0+part.1 as N equal shards
+    teacher_dir: str = ""  # where the teacher lives (default WORK/teacher); runs naming the same folder and the
+    # same teacher section share one fine-tuning (its step record is kept in the folder)
 
     RANGES = {"shards": (0, None)}
 
     def validate(self) -> None:
         if not self.students:
-            raise ConfigError("students is empty: name at least one, e.g. {\"bow\": {\"arch\": \"bow\"}}")
+            raise ConfigError('students is empty: name at least one, e.g. {"bow": {"arch": "bow"}}')
         if self.augment is None and not self.data.unlabelled:
             raise ConfigError("nothing to label: set augment or data.unlabelled")
         check_ranges(self)
@@ -104,8 +105,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     raw = apply_overrides(load_json(path), list(overrides))
     students = raw.get("students")
     if isinstance(students, dict):  # dict of dataclasses: coerce each value
-        raw["students"] = {k: from_dict(StudentConfig, v, f"{path}.students.{k}") if isinstance(v, dict) else v
-                           for k, v in students.items()}
+        raw["students"] = {
+            k: from_dict(StudentConfig, v, f"{path}.students.{k}") if isinstance(v, dict) else v
+            for k, v in students.items()
+        }
     if "teacher" in raw:
         raw["teacher"] = teacher_config(raw["teacher"], f"{path}.teacher")
     return from_dict(RunConfig, raw, str(path))
@@ -130,10 +133,12 @@ NOT_IN_FINGERPRINT = ("checkpoint", "workers")
 
 def settings_of(cfg) -> Any:
     """A config as JSON-ready data for a fingerprint, without the keys of NOT_IN_FINGERPRINT (at any depth)."""
+
     def strip(d):
         if isinstance(d, dict):
             return {k: strip(v) for k, v in d.items() if k not in NOT_IN_FINGERPRINT}
         return [strip(v) for v in d] if isinstance(d, list) else d
+
     return strip(to_dict(cfg))
 
 
@@ -142,9 +147,9 @@ class Step:
     """One pipeline step: what it reads, what it makes, and how."""
 
     name: str
-    after: tuple[str, ...]                                   # the steps whose outputs it reads
-    inputs: Callable[["Pipeline"], dict[str, Path]]          # name -> file or folder whose content matters
-    settings: Callable[["Pipeline"], Any]                    # content-only settings (no paths)
+    after: tuple[str, ...]  # the steps whose outputs it reads
+    inputs: Callable[["Pipeline"], dict[str, Path]]  # name -> file or folder whose content matters
+    settings: Callable[["Pipeline"], Any]  # content-only settings (no paths)
     outputs: Callable[["Pipeline"], list[Path]]
     run: Callable[["Pipeline"], None]
     enabled: Callable[["Pipeline"], bool] = lambda p: True
@@ -196,8 +201,9 @@ class Pipeline:
     # -- the build system ---------------------------------------------------------------------------
     def stale_reason(self, name: str) -> str | None:
         step = self.steps[name]
-        return Records.stale_reason(self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)),
-                                    step.outputs(self))
+        return Records.stale_reason(
+            self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)), step.outputs(self)
+        )
 
     def up_to_date(self, name: str) -> bool:
         return self.stale_reason(name) is None
@@ -226,8 +232,10 @@ class Pipeline:
                 why = self.stale_reason(up)
                 if why:
                     todo = ",".join(s for s in self.steps if s in chosen or s == up)
-                    raise StaleInputError(f"step '{name}' reads the output of step '{up}', which is out of date "
-                                          f"({why}); run it too (--steps {todo}) or leave out --steps")
+                    raise StaleInputError(
+                        f"step '{name}' reads the output of step '{up}', which is out of date "
+                        f"({why}); run it too (--steps {todo}) or leave out --steps"
+                    )
         for name in chosen:
             step = self.steps[name]
             if not force and self.up_to_date(name):
@@ -236,8 +244,9 @@ class Pipeline:
             log.info(f"[{name}] running")
             t0 = time.perf_counter()
             step.run(self)
-            Records.write(self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)),
-                          time.perf_counter() - t0)
+            Records.write(
+                self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)), time.perf_counter() - t0
+            )
             log.info(f"[{name}] done in {time.perf_counter() - t0:.0f}s")
 
     # -- helpers the steps share ----------------------------------------------------------------------
@@ -260,8 +269,9 @@ class Pipeline:
         if not self.trains_teacher() and not getattr(cfg, "labels", True):
             _, _, _, lm = read_splits(self.cfg.data.train, label_column=self.cfg.data.label_column)
             cfg = dataclasses.replace(cfg, labels=lm.labels)  # the external teacher answers in the data's labels
-        return self.teacher_kind().load(cfg, self.layout.teacher, batch_size=batch_size, precision=precision,
-                                        device=device)
+        return self.teacher_kind().load(
+            cfg, self.layout.teacher, batch_size=batch_size, precision=precision, device=device
+        )
 
     def model_names(self) -> list[str]:
         return [n for s in self.cfg.students for n in (f"{s}_base", s)]
@@ -274,7 +284,9 @@ class Pipeline:
         for name, student in c.students.items():
             for suffix, part1, train_cfg in (("_base", [], c.train), ("", [str(lay.part1)], distill_train)):
                 data = DataConfig(str(lay.part0), c.data.dev, c.data.test, part1, c.data.label_column)
-                runs.append((f"{name}{suffix}", StudentRunConfig(data, student, train_cfg, str(lay.student(name + suffix)))))
+                runs.append(
+                    (f"{name}{suffix}", StudentRunConfig(data, student, train_cfg, str(lay.student(name + suffix))))
+                )
         return runs
 
 
@@ -287,8 +299,9 @@ def _run_teacher(p: Pipeline) -> None:
 
 
 def _run_augment(p: Pipeline) -> None:
-    stats = augment_file(p.cfg.data.train, p.layout.aug, p.cfg.augment, label_column=p.cfg.data.label_column,
-                         progress=p.progress)
+    stats = augment_file(
+        p.cfg.data.train, p.layout.aug, p.cfg.augment, label_column=p.cfg.data.label_column, progress=p.progress
+    )
     log.info(f"[augment] {stats.summary()}")
 
 
@@ -323,8 +336,15 @@ def _run_label(p: Pipeline) -> None:
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
     cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
-    stats = label_file(teacher, src, lay.part1, batch_size=lc.batch_size, chunk_size=lc.chunk_size,
-                       progress=p.progress, cache=cache if lc.cache else None)
+    stats = label_file(
+        teacher,
+        src,
+        lay.part1,
+        batch_size=lc.batch_size,
+        chunk_size=lc.chunk_size,
+        progress=p.progress,
+        cache=cache if lc.cache else None,
+    )
     log.info(f"[label] {stats.summary()}")
 
 
@@ -380,35 +400,63 @@ def _teacher_settings(p: Pipeline) -> Any:
 
 
 STEPS: list[Step] = [
-    Step("teacher", after=(),
-         inputs=_teacher_inputs,
-         settings=_teacher_settings,
-         outputs=lambda p: [p.layout.teacher / "teacher.json"],
-         run=_run_teacher, enabled=lambda p: p.trains_teacher()),
-    Step("augment", after=(),
-         inputs=lambda p: {"data.train": Path(p.cfg.data.train)},
-         settings=lambda p: settings_of(p.cfg.augment),
-         outputs=lambda p: [p.layout.aug],
-         run=_run_augment, enabled=lambda p: p.cfg.augment is not None),
-    Step("label", after=("teacher", "augment"),
-         inputs=lambda p: {**p.teacher_inputs(), **({"augmented": p.layout.aug} if p.cfg.augment else {}),
-                           **{f"data.unlabelled[{i}]": Path(u) for i, u in enumerate(p.cfg.data.unlabelled)},
-                           "data.train": Path(p.cfg.data.train)},
-         settings=lambda p: [settings_of(p.cfg.label), p.teacher_settings(), p.cfg.data.unlabelled_ratio,
-                             p.cfg.data.max_label_rows, p.cfg.data.seed],
-         outputs=lambda p: [p.layout.part0, p.layout.part1],
-         run=_run_label),
-    Step("students", after=("label",),
-         inputs=lambda p: {"part.0": p.layout.part0, "part.1": p.layout.part1, "data.dev": Path(p.cfg.data.dev)},
-         settings=_students_settings,
-         outputs=lambda p: [p.layout.student(n) / "model.safetensors" for n in p.model_names()],
-         run=_run_students),
-    Step("report", after=("teacher", "students"),
-         inputs=lambda p: {**p.teacher_inputs(), "data.test": Path(p.cfg.data.test),
-                           **{f"{n}/metrics.json": p.layout.student(n) / "metrics.json" for n in p.model_names()}},
-         settings=lambda p: [p.teacher_settings(), p.cfg.label.precision, p.cfg.data.label_column],
-         outputs=lambda p: [p.layout.report / "report.json", p.layout.report / "report.md"],
-         run=_run_report),
+    Step(
+        "teacher",
+        after=(),
+        inputs=_teacher_inputs,
+        settings=_teacher_settings,
+        outputs=lambda p: [p.layout.teacher / "teacher.json"],
+        run=_run_teacher,
+        enabled=lambda p: p.trains_teacher(),
+    ),
+    Step(
+        "augment",
+        after=(),
+        inputs=lambda p: {"data.train": Path(p.cfg.data.train)},
+        settings=lambda p: settings_of(p.cfg.augment),
+        outputs=lambda p: [p.layout.aug],
+        run=_run_augment,
+        enabled=lambda p: p.cfg.augment is not None,
+    ),
+    Step(
+        "label",
+        after=("teacher", "augment"),
+        inputs=lambda p: {
+            **p.teacher_inputs(),
+            **({"augmented": p.layout.aug} if p.cfg.augment else {}),
+            **{f"data.unlabelled[{i}]": Path(u) for i, u in enumerate(p.cfg.data.unlabelled)},
+            "data.train": Path(p.cfg.data.train),
+        },
+        settings=lambda p: [
+            settings_of(p.cfg.label),
+            p.teacher_settings(),
+            p.cfg.data.unlabelled_ratio,
+            p.cfg.data.max_label_rows,
+            p.cfg.data.seed,
+        ],
+        outputs=lambda p: [p.layout.part0, p.layout.part1],
+        run=_run_label,
+    ),
+    Step(
+        "students",
+        after=("label",),
+        inputs=lambda p: {"part.0": p.layout.part0, "part.1": p.layout.part1, "data.dev": Path(p.cfg.data.dev)},
+        settings=_students_settings,
+        outputs=lambda p: [p.layout.student(n) / "model.safetensors" for n in p.model_names()],
+        run=_run_students,
+    ),
+    Step(
+        "report",
+        after=("teacher", "students"),
+        inputs=lambda p: {
+            **p.teacher_inputs(),
+            "data.test": Path(p.cfg.data.test),
+            **{f"{n}/metrics.json": p.layout.student(n) / "metrics.json" for n in p.model_names()},
+        },
+        settings=lambda p: [p.teacher_settings(), p.cfg.label.precision, p.cfg.data.label_column],
+        outputs=lambda p: [p.layout.report / "report.json", p.layout.report / "report.md"],
+        run=_run_report,
+    ),
 ]
 
 

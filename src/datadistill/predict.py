@@ -1,4 +1,5 @@
 """Load a model folder and predict: `Predictor.predict(texts)`, `predict_proba(texts)`, stdin -> stdout."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Plain name -> object registries (students, augmenters, tokenizers, teachers, losses)."""
+
 from __future__ import annotations
 
 import difflib

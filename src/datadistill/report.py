@@ -5,6 +5,7 @@ pip install 'datadistill[report]'). Speed includes tokenization: batch throughpu
 and single-text latency; the speed-up is a student's throughput over the teacher's, same machine,
 same run.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,32 @@ def _size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in model_files(folder)) / 2**20 if folder.is_dir() else 0.0
 
 
-def _row(name: str, kind: str, labels: list[str], predict_ids, predict_batch, texts, gold, params: int | None,
-         folder: Path, lat_n: int, tput_texts: list[str]) -> dict:
+def _row(
+    name: str,
+    kind: str,
+    labels: list[str],
+    predict_ids,
+    predict_batch,
+    texts,
+    gold,
+    params: int | None,
+    folder: Path,
+    lat_n: int,
+    tput_texts: list[str],
+) -> dict:
     m = classification_metrics(gold, predict_ids(texts), labels)
     p50, p99 = latency(predict_batch, texts, n=lat_n)
-    return {"model": name, "kind": kind, "test_accuracy": m["accuracy"], "test_macro_f1": m["macro_f1"],
-            "parameters": params, "size_mb": _size_mb(folder), "texts_per_s": throughput(predict_batch, tput_texts),
-            "p50_ms": p50, "p99_ms": p99}
+    return {
+        "model": name,
+        "kind": kind,
+        "test_accuracy": m["accuracy"],
+        "test_macro_f1": m["macro_f1"],
+        "parameters": params,
+        "size_mb": _size_mb(folder),
+        "texts_per_s": throughput(predict_batch, tput_texts),
+        "p50_ms": p50,
+        "p99_ms": p99,
+    }
 
 
 def write_report(layout: Layout, data, model_names: list[str], teacher, teacher_rows: int = 256) -> dict:
@@ -51,38 +71,75 @@ def write_report(layout: Layout, data, model_names: list[str], teacher, teacher_
     gold = np.array([labels.index(e.label) for e in test])
     t_params = teacher.parameters()
     precision = getattr(teacher, "precision", "its own")
-    log.info(f"[report] measuring the teacher ({f'{t_params:,}' if t_params else 'unknown'} parameters, {precision}) "
-             f"on {len(texts)} test texts")
+    log.info(
+        f"[report] measuring the teacher ({f'{t_params:,}' if t_params else 'unknown'} parameters, {precision}) "
+        f"on {len(texts)} test texts"
+    )
     ids = {lab: i for i, lab in enumerate(labels)}
-    rows = [_row("teacher", "teacher", labels, lambda ts: np.array([ids.get(x, -1) for x in teacher.score(ts).labels]),
-                 lambda ts: teacher.score(ts), texts, gold, t_params, layout.teacher, 20, texts[:teacher_rows])]
+    rows = [
+        _row(
+            "teacher",
+            "teacher",
+            labels,
+            lambda ts: np.array([ids.get(x, -1) for x in teacher.score(ts).labels]),
+            lambda ts: teacher.score(ts),
+            texts,
+            gold,
+            t_params,
+            layout.teacher,
+            20,
+            texts[:teacher_rows],
+        )
+    ]
     for name in model_names:
         folder = layout.student(name)
         pred = Predictor(folder)
         params = json.loads((folder / "metrics.json").read_text())["parameters"]
         log.info(f"[report] measuring {name}")
         ids = lambda ts, p=pred: p.logits(ts).argmax(-1)  # noqa: E731
-        rows.append(_row(name, "baseline" if name.endswith("_base") else "distilled", labels, ids, pred.predict, texts,
-                         gold, params, folder, 300, texts * 2))
+        rows.append(
+            _row(
+                name,
+                "baseline" if name.endswith("_base") else "distilled",
+                labels,
+                ids,
+                pred.predict,
+                texts,
+                gold,
+                params,
+                folder,
+                300,
+                texts * 2,
+            )
+        )
     rows[0]["precision"] = precision
     t_rate = rows[0]["texts_per_s"]
     for r in rows:
         r["speedup"] = r["texts_per_s"] / t_rate
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                         f"{torch.get_num_threads()} threads", "test": str(data.test), "rows": rows}
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "test": str(data.test),
+        "rows": rows,
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    lines = ["| model | kind | test acc | macro-F1 | parameters | MB | texts/s | p50 ms | p99 ms | speed-up |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| model | kind | test acc | macro-F1 | parameters | MB | texts/s | p50 ms | p99 ms | speed-up |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['kind']} | {r['test_accuracy'] * 100:.2f} | {r['test_macro_f1'] * 100:.2f} | "
-                     f"{r['parameters'] or 0:,} | {r['size_mb']:.1f} | {r['texts_per_s']:,.0f} | {r['p50_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} | {r['speedup']:,.0f}x |")
-    md = (f"# Distillation report\n\nTest set: `{data.test}` ({len(texts)} texts). Machine: {report['machine']}. "
-          f"Speed includes tokenization, measured in this run on the CPU (teacher in {precision}, as it "
-          f"labels; its throughput on the first {min(teacher_rows, len(texts))} test texts, latency on 20; "
-          f"students on all of them).\n\n"
-          + "\n".join(lines) + "\n")
+        lines.append(
+            f"| {r['model']} | {r['kind']} | {r['test_accuracy'] * 100:.2f} | {r['test_macro_f1'] * 100:.2f} | "
+            f"{r['parameters'] or 0:,} | {r['size_mb']:.1f} | {r['texts_per_s']:,.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['speedup']:,.0f}x |"
+        )
+    md = (
+        f"# Distillation report\n\nTest set: `{data.test}` ({len(texts)} texts). Machine: {report['machine']}. "
+        f"Speed includes tokenization, measured in this run on the CPU (teacher in {precision}, as it "
+        f"labels; its throughput on the first {min(teacher_rows, len(texts))} test texts, latency on 20; "
+        f"students on all of them).\n\n" + "\n".join(lines) + "\n"
+    )
     (out / "report.md").write_text(md, encoding="utf-8")
     _plot(rows, out / "accuracy_vs_speed.png")
     log.info("[report]\n" + "\n".join(lines))

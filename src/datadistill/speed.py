@@ -1,4 +1,5 @@
 """Measure a predictor's speed the way a user meets it: texts in (tokenization included), labels out."""
+
 from __future__ import annotations
 
 import time

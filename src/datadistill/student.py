@@ -4,6 +4,7 @@ Training data follows the seed: `data.train` is part.0 (the original labelled da
 `data.teacher_labelled` lists part.1 files (teacher hard labels, with `probs`/`logits` columns when
 the teacher kept them).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,9 @@ CHECKPOINT = ".train_checkpoint.pt"  # in the model folder while training; remov
 
 @dataclass
 class DataConfig:
-    train: str = ""                                   # part.0: gold-labelled TSV/JSONL
-    dev: str = ""                                     # for early stopping and model selection
-    test: str | None = None                           # reported, never used to select
+    train: str = ""  # part.0: gold-labelled TSV/JSONL
+    dev: str = ""  # for early stopping and model selection
+    test: str | None = None  # reported, never used to select
     teacher_labelled: list[str] = field(default_factory=list)  # part.1 files
     label_column: str = "label"
     skip_bad_lines: bool = False
@@ -58,8 +59,8 @@ class DataConfig:
 class StudentConfig:
     arch: str = "bow"
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: dict = field(default_factory=dict)        # the architecture's own hyper-parameters
-    pretokenized: bool = False                       # use a file's tokens_a column instead of re-tokenizing
+    model: dict = field(default_factory=dict)  # the architecture's own hyper-parameters
+    pretokenized: bool = False  # use a file's tokens_a column instead of re-tokenizing
 
     def validate(self) -> None:
         if self.arch not in STUDENTS:
@@ -67,8 +68,10 @@ class StudentConfig:
         cls, cfg_cls = STUDENTS.get(self.arch)
         from_dict(cfg_cls, self.model, f"model ({self.arch})")
         if cls.positional_ngrams and self.features.ngrams not in ([], [2]):
-            raise ConfigError(f"the {self.arch} student reads position-aligned bigrams: features.ngrams must be "
-                              f"[] or [2], got {self.features.ngrams}")
+            raise ConfigError(
+                f"the {self.arch} student reads position-aligned bigrams: features.ngrams must be "
+                f"[] or [2], got {self.features.ngrams}"
+            )
 
 
 @dataclass
@@ -89,7 +92,7 @@ def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> Stude
 class Row:
     """One encoded training row: features per side, the label id, teacher scores if any."""
 
-    a: np.ndarray          # token ids [L]
+    a: np.ndarray  # token ids [L]
     b: np.ndarray | None
     label: int
     probs_T: list[float] | None = None
@@ -116,14 +119,18 @@ def collate_rows(collate: Callable, rows: list[Row], num_labels: int, device: to
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, collate: Callable, rows: list[Row], num_labels: int,
-                   batch_size: int = 256) -> np.ndarray:
+def predict_logits(
+    model: nn.Module, collate: Callable, rows: list[Row], num_labels: int, batch_size: int = 256
+) -> np.ndarray:
     """Logits [N, C] in input order (batched by length)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = in_length_order([len(r.a) for r in rows], batch_size, lambda idx: model(
-        collate_rows(collate, [rows[i] for i in idx], num_labels, device)).float().cpu().numpy())
+    out = in_length_order(
+        [len(r.a) for r in rows],
+        batch_size,
+        lambda idx: model(collate_rows(collate, [rows[i] for i in idx], num_labels, device)).float().cpu().numpy(),
+    )
     model.train(was_training)
     return out if len(rows) else np.zeros((0, num_labels), dtype=np.float32)
 
@@ -157,8 +164,16 @@ def _run_id(model: nn.Module, cfg: TrainConfig, train_rows: list[Row], dev_rows:
     return run_id(*parts)
 
 
-def fit_student(model: nn.Module, featurizer: Featurizer, train_rows: list[Row], dev_rows: list[Row],
-                num_labels: int, cfg: TrainConfig, progress: bool = True, checkpoint: str | Path | None = None):
+def fit_student(
+    model: nn.Module,
+    featurizer: Featurizer,
+    train_rows: list[Row],
+    dev_rows: list[Row],
+    num_labels: int,
+    cfg: TrainConfig,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+):
     """The student's side of the training loop: its batches, its loss (hard or against the teacher's
     scores) and its dev accuracy; `train.fit` does the rest."""
     device = resolve_device(cfg.device)
@@ -169,10 +184,17 @@ def fit_student(model: nn.Module, featurizer: Featurizer, train_rows: list[Row],
 
     def batch_loss(ids: np.ndarray):
         batch = collate_rows(featurizer.collate, [train_rows[i] for i in ids], num_labels, device)
-        logits_S = model(batch)                                                    # [B, C]
-        loss = loss_fn(logits_S, batch["labels"], probs_T=batch.get("probs_T"), logits_T=batch.get("logits_T"),
-                       has_T=batch["has_T"], has_logits=batch.get("has_logits"), alpha=cfg.alpha,
-                       temperature=cfg.temperature)
+        logits_S = model(batch)  # [B, C]
+        loss = loss_fn(
+            logits_S,
+            batch["labels"],
+            probs_T=batch.get("probs_T"),
+            logits_T=batch.get("logits_T"),
+            has_T=batch["has_T"],
+            has_logits=batch.get("has_logits"),
+            alpha=cfg.alpha,
+            temperature=cfg.temperature,
+        )
         return loss, (logits_S.argmax(-1) == batch["labels"]).float().mean().item()
 
     def evaluate() -> float:
@@ -183,8 +205,19 @@ def fit_student(model: nn.Module, featurizer: Featurizer, train_rows: list[Row],
 
     index = epoch_indices(train_rows, cfg.part0_share)
     lengths = np.array([len(train_rows[i].a) for i in index])
-    return fit(model, batch_loss, evaluate, lengths, cfg, index=index, param_groups=_param_groups(model, cfg.weight_decay),
-               checkpoint=checkpoint, run_id=rid, what="student training", progress=progress)
+    return fit(
+        model,
+        batch_loss,
+        evaluate,
+        lengths,
+        cfg,
+        index=index,
+        param_groups=_param_groups(model, cfg.weight_decay),
+        checkpoint=checkpoint,
+        run_id=rid,
+        what="student training",
+        progress=progress,
+    )
 
 
 def _tokens(tokenizer: Tokenizer, ex: Example, pretokenized: bool) -> tuple[list[str], list[str] | None]:
@@ -198,8 +231,16 @@ def _tokens(tokenizer: Tokenizer, ex: Example, pretokenized: bool) -> tuple[list
 def _rows(featurizer: Featurizer, exs: list[Example], toks: list, label_map: LabelMap, gold: bool) -> list[Row]:
     rows = []
     for ex, (ta, tb) in zip(exs, toks):
-        rows.append(Row(a=featurizer.encode_tokens(ta), b=featurizer.encode_tokens(tb) if tb is not None else None,
-                        label=label_map.id(ex.label), probs_T=ex.probs, logits_T=ex.logits, gold=gold))
+        rows.append(
+            Row(
+                a=featurizer.encode_tokens(ta),
+                b=featurizer.encode_tokens(tb) if tb is not None else None,
+                label=label_map.id(ex.label),
+                probs_T=ex.probs,
+                logits_T=ex.logits,
+                gold=gold,
+            )
+        )
     return rows
 
 
@@ -227,30 +268,57 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
     pair = train_ex[0].text_b is not None
 
     tokenizer = get_tokenizer(s.features.tokenizer)
-    tok = {name: [_tokens(tokenizer, ex, s.pretokenized) for ex in exs]
-           for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))}
-    vocab = Vocab.build((t for ta, tb in tok["train"] + tok["part1"] for t in (ta, tb or [])),
-                        min_freq=s.features.vocab_min_freq, max_size=s.features.vocab_max_size)
+    tok = {
+        name: [_tokens(tokenizer, ex, s.pretokenized) for ex in exs]
+        for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))
+    }
+    vocab = Vocab.build(
+        (t for ta, tb in tok["train"] + tok["part1"] for t in (ta, tb or [])),
+        min_freq=s.features.vocab_min_freq,
+        max_size=s.features.vocab_max_size,
+    )
     featurizer = Featurizer(s.features, vocab)
-    rows = {name: _rows(featurizer, exs, tok[name], label_map, gold=name != "part1")
-            for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))}
-    log.info(f"data: part.0 {len(train_ex)} rows, part.1 {len(part1_ex)} rows, dev {len(dev_ex)}, test {len(test_ex)}; "
-        f"{len(label_map)} labels; vocabulary {len(vocab)} ({s.features.tokenizer}); {time.perf_counter() - t0:.1f}s")
+    rows = {
+        name: _rows(featurizer, exs, tok[name], label_map, gold=name != "part1")
+        for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))
+    }
+    log.info(
+        f"data: part.0 {len(train_ex)} rows, part.1 {len(part1_ex)} rows, dev {len(dev_ex)}, test {len(test_ex)}; "
+        f"{len(label_map)} labels; vocabulary {len(vocab)} ({s.features.tokenizer}); {time.perf_counter() - t0:.1f}s"
+    )
 
-    dims = Dims(vocab_size=len(vocab), num_labels=len(label_map),
-                ngram_buckets=s.features.ngram_buckets if s.features.ngrams else 0, pair=pair)
+    dims = Dims(
+        vocab_size=len(vocab),
+        num_labels=len(label_map),
+        ngram_buckets=s.features.ngram_buckets if s.features.ngrams else 0,
+        pair=pair,
+    )
     torch.manual_seed(cfg.train.seed)  # weight initialisation is part of the seeded run
     model = build_student(s.arch, s.model, dims)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(f"student {s.arch}: {n_params:,} parameters")
     ckpt = Path(cfg.output) / CHECKPOINT if cfg.train.checkpoint else None
-    result = fit_student(model, featurizer, rows["train"] + rows["part1"], rows["dev"], len(label_map), cfg.train,
-                         progress=progress, checkpoint=ckpt)
+    result = fit_student(
+        model,
+        featurizer,
+        rows["train"] + rows["part1"],
+        rows["dev"],
+        len(label_map),
+        cfg.train,
+        progress=progress,
+        checkpoint=ckpt,
+    )
     model.cpu().eval()
-    metrics = {"arch": s.arch, "parameters": n_params, "train_seconds": result.seconds, "steps": result.steps,
-               "best_step": result.best_step, "history": result.history,
-               "dev": evaluate_rows(model, featurizer, rows["dev"], label_map),
-               "config": to_dict(cfg)}
+    metrics = {
+        "arch": s.arch,
+        "parameters": n_params,
+        "train_seconds": result.seconds,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "history": result.history,
+        "dev": evaluate_rows(model, featurizer, rows["dev"], label_map),
+        "config": to_dict(cfg),
+    }
     if rows["test"]:
         metrics["test"] = evaluate_rows(model, featurizer, rows["test"], label_map)
     save_model(cfg.output, model, featurizer, label_map, params=to_dict(model.cfg), metrics=metrics, command=command)

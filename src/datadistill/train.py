@@ -6,6 +6,7 @@ constant), gradient clipping, dev evaluation every `eval_every` steps (default o
 patience and the best weights kept, progress, and a checkpoint at each evaluation from which a
 killed run resumes exactly (see checkpoint.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,25 +50,36 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup: float = 0.05          # share of all steps spent warming up the learning rate
-    schedule: str = "linear"      # linear (decay to 0) or constant after warm-up
-    clip: float = 1.0             # max gradient norm; 0 = off
-    patience: int = 3             # evaluations without dev improvement before stopping
-    eval_every: int = 0           # steps between dev evaluations; 0 = once per epoch
+    warmup: float = 0.05  # share of all steps spent warming up the learning rate
+    schedule: str = "linear"  # linear (decay to 0) or constant after warm-up
+    clip: float = 1.0  # max gradient norm; 0 = off
+    patience: int = 3  # evaluations without dev improvement before stopping
+    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
     seed: int = 1
-    device: str = "auto"          # auto, cpu, cuda, cuda:1 ...
-    loss: str = "hard"            # hard, kl, mse, mix (see losses.py)
-    alpha: float = 0.5            # mix: weight of the hard-label loss
-    temperature: float = 1.0      # kl/mix: softmax temperature
-    part0_share: float = 0.2      # part.0 (gold) rows are repeated to be at least this share of an epoch
+    device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
+    loss: str = "hard"  # hard, kl, mse, mix (see losses.py)
+    alpha: float = 0.5  # mix: weight of the hard-label loss
+    temperature: float = 1.0  # kl/mix: softmax temperature
+    part0_share: float = 0.2  # part.0 (gold) rows are repeated to be at least this share of an epoch
     eval_batch_size: int = 256
-    max_steps: int = 0            # stop after this many steps (0 = no limit); for smoke tests
-    checkpoint: bool = True       # save the training state at each evaluation so a killed run resumes
+    max_steps: int = 0  # stop after this many steps (0 = no limit); for smoke tests
+    checkpoint: bool = True  # save the training state at each evaluation so a killed run resumes
 
-    RANGES = {"epochs": (1, None), "batch_size": (1, None), "eval_batch_size": (1, None), "lr": (0, None, "open"),
-              "weight_decay": (0, None), "warmup": (0, 1), "clip": (0, None), "patience": (1, None),
-              "eval_every": (0, None), "max_steps": (0, None), "alpha": (0, 1), "temperature": (0, None, "open"),
-              "part0_share": (0, 1, "right-open")}
+    RANGES = {
+        "epochs": (1, None),
+        "batch_size": (1, None),
+        "eval_batch_size": (1, None),
+        "lr": (0, None, "open"),
+        "weight_decay": (0, None),
+        "warmup": (0, 1),
+        "clip": (0, None),
+        "patience": (1, None),
+        "eval_every": (0, None),
+        "max_steps": (0, None),
+        "alpha": (0, 1),
+        "temperature": (0, None, "open"),
+        "part0_share": (0, 1, "right-open"),
+    }
 
     def validate(self) -> None:
         from .losses import LOSSES
@@ -131,14 +143,23 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, by_
     if by_length:
         return length_batches(lengths, batch_size, rng)
     perm = rng.permutation(len(lengths))
-    return [perm[s: s + batch_size] for s in range(0, len(perm), batch_size)]
+    return [perm[s : s + batch_size] for s in range(0, len(perm), batch_size)]
 
 
-def fit(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[torch.Tensor, float | None]],
-        evaluate: Callable[[], float], lengths: np.ndarray, cfg: LoopConfig, *,
-        param_groups: list[dict] | None = None, index: np.ndarray | None = None,
-        checkpoint: str | Path | None = None, run_id: str = "", what: str = "training",
-        progress: bool = True) -> FitResult:
+def fit(
+    model: nn.Module,
+    batch_loss: Callable[[np.ndarray], tuple[torch.Tensor, float | None]],
+    evaluate: Callable[[], float],
+    lengths: np.ndarray,
+    cfg: LoopConfig,
+    *,
+    param_groups: list[dict] | None = None,
+    index: np.ndarray | None = None,
+    checkpoint: str | Path | None = None,
+    run_id: str = "",
+    what: str = "training",
+    progress: bool = True,
+) -> FitResult:
     """Train `model` in place; at the end it holds the weights that scored best on dev.
 
     batch_loss(ids) -> (loss, accuracy or None) for the rows `ids`; evaluate() -> dev accuracy.
@@ -160,11 +181,22 @@ def fit(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[torch.Tensor,
     steps_per_epoch = math.ceil(len(index) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_schedule(total, cfg.warmup, getattr(cfg, "schedule", "linear")))
+        opt, warmup_schedule(total, cfg.warmup, getattr(cfg, "schedule", "linear"))
+    )
     ckpt = TrainingCheckpoint(checkpoint, run_id, what) if checkpoint else None
     # st: where training is; a checkpoint restores it with the weights, optimizer, schedule and RNGs
-    st = {"step": 0, "epoch": 0, "done_in_epoch": 0, "best_acc": -1.0, "best_step": 0, "bad": 0, "history": [],
-          "seconds": 0.0, "run_loss": 0.0, "run_acc": 0.0}
+    st = {
+        "step": 0,
+        "epoch": 0,
+        "done_in_epoch": 0,
+        "best_acc": -1.0,
+        "best_step": 0,
+        "bad": 0,
+        "history": [],
+        "seconds": 0.0,
+        "run_loss": 0.0,
+        "run_acc": 0.0,
+    }
     best_state = None
     if ckpt and (resumed := ckpt.load(model, opt, sched, rng, device)):
         st, best_state = resumed
@@ -199,11 +231,14 @@ def fit(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[torch.Tensor,
             if step % eval_every == 0 or step == total:
                 dev_acc = evaluate()
                 model.train()
-                st["history"].append({"step": step, "epoch": epoch + 1, "train_loss": run_loss,
-                                      "dev_accuracy": dev_acc})
+                st["history"].append(
+                    {"step": step, "epoch": epoch + 1, "train_loss": run_loss, "dev_accuracy": dev_acc}
+                )
                 improved = dev_acc > st["best_acc"]
-                log.info(f"step {step} epoch {epoch + 1}: loss {run_loss:.4f} dev accuracy {dev_acc * 100:.2f}"
-                         + (" (best)" if improved else ""))
+                log.info(
+                    f"step {step} epoch {epoch + 1}: loss {run_loss:.4f} dev accuracy {dev_acc * 100:.2f}"
+                    + (" (best)" if improved else "")
+                )
                 if improved:
                     st["best_acc"], st["best_step"], st["bad"] = dev_acc, step, 0
                     best_state = _cpu_copy(model)
@@ -211,16 +246,27 @@ def fit(model: nn.Module, batch_loss: Callable[[np.ndarray], tuple[torch.Tensor,
                     st["bad"] += 1
                     stop = st["bad"] >= cfg.patience
                 if ckpt and not stop and step < total:
-                    st.update(step=step, epoch=epoch, done_in_epoch=bi + 1, run_loss=run_loss, run_acc=run_acc,
-                              seconds=time.perf_counter() - t0)
+                    st.update(
+                        step=step,
+                        epoch=epoch,
+                        done_in_epoch=bi + 1,
+                        run_loss=run_loss,
+                        run_acc=run_acc,
+                        seconds=time.perf_counter() - t0,
+                    )
                     ckpt.save(model, opt, sched, epoch_rng, st, best_state, device)
             if stop or step >= total:
                 stop = True
                 break
     bar.close()
     model.load_state_dict(best_state)
-    return FitResult(best_dev_accuracy=st["best_acc"], best_step=st["best_step"], steps=step,
-                     seconds=time.perf_counter() - t0, history=st["history"])
+    return FitResult(
+        best_dev_accuracy=st["best_acc"],
+        best_step=st["best_step"],
+        steps=step,
+        seconds=time.perf_counter() - t0,
+        history=st["history"],
+    )
 
 
 def _cpu_copy(model: nn.Module) -> dict:

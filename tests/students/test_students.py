@@ -10,8 +10,11 @@ from datadistill.students.base import Dims
 from datadistill.text import Vocab
 from datadistill.text.features import FeatureConfig, Featurizer
 
-SMALL = {"bow": {"emb_dim": 16, "hidden": 8}, "cnn": {"emb_dim": 16, "filters": 8, "widths": [2, 3]},
-         "lstm": {"emb_dim": 16, "hidden": 8}}
+SMALL = {
+    "bow": {"emb_dim": 16, "hidden": 8},
+    "cnn": {"emb_dim": 16, "filters": 8, "widths": [2, 3]},
+    "lstm": {"emb_dim": 16, "hidden": 8},
+}
 
 
 def featurizer(ngrams=(2,)):

@@ -14,8 +14,13 @@ import torch  # noqa: E402
 
 from datadistill.teacher.bundled import convert, dequantize_q4  # noqa: E402
 
-SENTENCES = ["这家酒店的服务很好，房间也干净。", "电池不耐用，屏幕有坏点，很失望。", "书的内容一般般吧",
-             "iPhone 4 的信号怎么样？", "早餐品种太少，不推荐。"]
+SENTENCES = [
+    "这家酒店的服务很好，房间也干净。",
+    "电池不耐用，屏幕有坏点，很失望。",
+    "书的内容一般般吧",
+    "iPhone 4 的信号怎么样？",
+    "早餐品种太少，不推荐。",
+]
 
 
 @pytest.fixture(scope="module")

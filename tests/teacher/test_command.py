@@ -32,23 +32,34 @@ def test_labels_and_probabilities(tmp_path):
 
 
 def test_pairs_are_sent_tab_separated(tmp_path):
-    t = CommandTeacher(program(tmp_path, """
+    t = CommandTeacher(
+        program(
+            tmp_path,
+            """
 for line in sys.stdin:
     a, b = line.rstrip("\\n").split("\\t")
     print("1" if a == b else "0")
-"""))
+""",
+        )
+    )
     assert t.score(["x", "y"], ["x", "z"]).labels == ["1", "0"]
 
 
-@pytest.mark.parametrize("body,message", [
-    ("sys.exit(3)", "exited with status 3"),
-    ("print('boom', file=sys.stderr); sys.exit(1)", "exited with status 1: boom"),
-    ("time.sleep(30)", "gave no complete answer for a batch of 2 texts within 1s"),
-    ("print('1')", "answered 1 lines for 2 texts"),
-    ("print('1\\tx y'); print('0\\t0.5 0.5')", "answer 1 of the batch ('1\\tx y') for text 'a' has probabilities that are not numbers"),
-    ("print('2'); print('0')", "answer 1 of the batch ('2') for text 'a' has label '2', not one of 0, 1"),
-    ("print('1\\t0.2 0.3 0.5'); print('0\\t0.5 0.5')", "has 3 probabilities for 2 labels"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("sys.exit(3)", "exited with status 3"),
+        ("print('boom', file=sys.stderr); sys.exit(1)", "exited with status 1: boom"),
+        ("time.sleep(30)", "gave no complete answer for a batch of 2 texts within 1s"),
+        ("print('1')", "answered 1 lines for 2 texts"),
+        (
+            "print('1\\tx y'); print('0\\t0.5 0.5')",
+            "answer 1 of the batch ('1\\tx y') for text 'a' has probabilities that are not numbers",
+        ),
+        ("print('2'); print('0')", "answer 1 of the batch ('2') for text 'a' has label '2', not one of 0, 1"),
+        ("print('1\\t0.2 0.3 0.5'); print('0\\t0.5 0.5')", "has 3 probabilities for 2 labels"),
+    ],
+)
 def test_stuck_crashing_or_malformed_programs_are_reported(tmp_path, body, message):
     t = CommandTeacher(program(tmp_path, "sys.stdin.read()\n" + body), labels=["0", "1"], timeout=1)
     with pytest.raises(TeacherError) as e:

@@ -25,8 +25,11 @@ from datadistill.data.labels import LabelMap  # noqa: E402
 def files(tmp_path_factory, sentiment_module, write_tsv_module):
     synthetic_sentiment, write_tsv = sentiment_module, write_tsv_module
     tmp = tmp_path_factory.mktemp("hf")
-    return {"train": write_tsv(tmp / "train.tsv", synthetic_sentiment(240, seed=1)),
-            "dev": write_tsv(tmp / "dev.tsv", synthetic_sentiment(60, seed=2)), "tmp": tmp}
+    return {
+        "train": write_tsv(tmp / "train.tsv", synthetic_sentiment(240, seed=1)),
+        "dev": write_tsv(tmp / "dev.tsv", synthetic_sentiment(60, seed=2)),
+        "tmp": tmp,
+    }
 
 
 @pytest.mark.parametrize("kind,pooling", [("bert", "cls"), ("ernie", "cls"), ("bert", "mean")])
@@ -34,9 +37,36 @@ def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys, ti
     tmp = files["tmp"] / f"{kind}-{pooling}"
     ckpt = tiny_checkpoint(tmp / "base", kind)
     out = tmp / "teacher"
-    assert main(["teacher", "finetune", "--model", str(ckpt), "--train", str(files["train"]), "--dev",
-                 str(files["dev"]), "--out", str(out), "--quiet", "--set", "epochs=6", "--set", "patience=5", "--set", "lr=2e-3",
-                 "--set", "batch_size=16", "--set", f"pooling={pooling}", "--set", "max_len=64"]) == 0
+    assert (
+        main(
+            [
+                "teacher",
+                "finetune",
+                "--model",
+                str(ckpt),
+                "--train",
+                str(files["train"]),
+                "--dev",
+                str(files["dev"]),
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "epochs=6",
+                "--set",
+                "patience=5",
+                "--set",
+                "lr=2e-3",
+                "--set",
+                "batch_size=16",
+                "--set",
+                f"pooling={pooling}",
+                "--set",
+                "max_len=64",
+            ]
+        )
+        == 0
+    )
     assert "best dev accuracy" in capsys.readouterr().err
     meta = json.loads((out / "teacher.json").read_text())
     assert meta["labels"] == ["0", "1"] and meta["pooling"] == pooling
@@ -65,8 +95,13 @@ def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys, ti
 
     # the seed's classic mode: stdin text -> text<TAB>label<TAB>probabilities
     texts = [e.text_a for e in dev[:4]]
-    r = subprocess.run([sys.executable, "-m", "datadistill.cli", "teacher", "predict", "--model", str(out)],
-                       input="".join(t + "\n" for t in texts), capture_output=True, text=True, encoding="utf-8")
+    r = subprocess.run(
+        [sys.executable, "-m", "datadistill.cli", "teacher", "predict", "--model", str(out)],
+        input="".join(t + "\n" for t in texts),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+    )
     assert r.returncode == 0, r.stderr
     lines = [line.split("\t") for line in r.stdout.strip().split("\n")]
     assert [(x[0], x[1]) for x in lines] == list(zip(texts, sc.labels[:4]))
@@ -101,7 +136,7 @@ def test_auto_precision_is_bf16_for_inference_on_a_gpu_or_a_cpu_with_native_bf16
         monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda native=native: native)
         assert hf.resolve_precision(cpu, "auto", inference=True) == want
         assert hf.resolve_precision(cpu, "auto", inference=False) == "fp32"  # training on a CPU stays fp32
-        assert hf.resolve_precision(cpu, "fp16", inference=True) == "fp16"   # an explicit choice is kept
+        assert hf.resolve_precision(cpu, "fp16", inference=True) == "fp16"  # an explicit choice is kept
 
 
 def test_config_rejects_unknown_pooling():
@@ -114,9 +149,15 @@ def test_config_rejects_unknown_pooling():
 def test_finetune_from_a_teacher_config_file(files, tmp_path, tiny_checkpoint):
     ckpt = tiny_checkpoint(tmp_path / "base", "bert")
     cfg = tmp_path / "teacher.json"
-    cfg.write_text(json.dumps({"data": {"train": str(files["train"]), "dev": str(files["dev"])},
-                               "teacher": {"model": str(ckpt), "epochs": 1, "lr": 2e-3, "max_len": 32},
-                               "output": str(tmp_path / "out")}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "data": {"train": str(files["train"]), "dev": str(files["dev"])},
+                "teacher": {"model": str(ckpt), "epochs": 1, "lr": 2e-3, "max_len": 32},
+                "output": str(tmp_path / "out"),
+            }
+        )
+    )
     assert main(["teacher", "finetune", "--config", str(cfg), "--quiet", "--set", "max_steps=2"]) == 0
     assert json.loads((tmp_path / "out" / "teacher.json").read_text())["max_len"] == 32
     bad = tmp_path / "bad.json"
@@ -125,25 +166,51 @@ def test_finetune_from_a_teacher_config_file(files, tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.slow
-def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_stopped(files, tmp_path,
-                                                                                       tiny_checkpoint):
+def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_stopped(
+    files, tmp_path, tiny_checkpoint
+):
     """The teacher is the longest step (40+ min on a CPU): a kill must not throw that work away."""
     from datadistill.teacher.hf import CHECKPOINT, TEACHER_JSON
 
     ckpt = tiny_checkpoint(tmp_path / "base", "bert")
-    args = ["teacher", "finetune", "--model", str(ckpt), "--train", str(files["train"]), "--dev", str(files["dev"]),
-            "--quiet", "--set", "epochs=12", "--set", "patience=100", "--set", "lr=2e-3", "--set", "batch_size=16",
-            "--set", "max_len=64", "--set", "eval_every=5"]
+    args = [
+        "teacher",
+        "finetune",
+        "--model",
+        str(ckpt),
+        "--train",
+        str(files["train"]),
+        "--dev",
+        str(files["dev"]),
+        "--quiet",
+        "--set",
+        "epochs=12",
+        "--set",
+        "patience=100",
+        "--set",
+        "lr=2e-3",
+        "--set",
+        "batch_size=16",
+        "--set",
+        "max_len=64",
+        "--set",
+        "eval_every=5",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole"
-    r = subprocess.run([sys.executable, "-m", "datadistill.cli", *args, "--out", str(whole)],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "datadistill.cli", *args, "--out", str(whole)], capture_output=True, text=True, env=env
+    )
     assert r.returncode == 0, r.stderr
     assert not (whole / CHECKPOINT).exists()  # removed once the teacher is saved
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
 
     def saved_step() -> int:  # the file is renamed into place, so a read sees a whole one
         try:
@@ -153,13 +220,14 @@ def test_killed_fine_tuning_resumes_at_its_last_evaluation_and_ends_as_if_never_
 
     deadline = time.time() + 120
     while time.time() < deadline and saved_step() < 20:  # 15 steps per epoch: resume inside epoch 2 or later,
-        time.sleep(0.01)                                  # so the epoch's batch order must be restored too
-    time.sleep(0.3)                         # a few steps past the checkpoint: they are redone
+        time.sleep(0.01)  # so the epoch's batch order must be restored too
+    time.sleep(0.3)  # a few steps past the checkpoint: they are redone
     proc.kill()
     proc.wait()
     assert (out / CHECKPOINT).exists() and not (out / TEACHER_JSON).exists(), "killed too late to test resuming"
-    r2 = subprocess.run([sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)],
-                        capture_output=True, text=True, env=env)
+    r2 = subprocess.run(
+        [sys.executable, "-m", "datadistill.cli", *args, "--out", str(out)], capture_output=True, text=True, env=env
+    )
     assert r2.returncode == 0, r2.stderr
     assert "resuming teacher fine-tuning at step " in r2.stderr and "step 5 epoch 1" not in r2.stderr
     assert int(r2.stderr.split("resuming teacher fine-tuning at step ")[1].split()[0]) >= 20

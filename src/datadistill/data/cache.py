@@ -1,6 +1,7 @@
 """Content identity and caches: file and model-folder digests (what resume checks and step records
 compare), and a teacher's score cache (a text is scored once per teacher).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,11 @@ def digest(obj) -> str:
 
 def model_files(folder: str | Path) -> list[Path]:
     """A model folder's own files, sorted: not the score caches or the step records kept beside them."""
-    return sorted(f for f in Path(folder).iterdir() if f.is_file() and not f.name.startswith(".")
-                  and not (f.name.startswith("scores.") and f.name.endswith(".tsv")))
+    return sorted(
+        f
+        for f in Path(folder).iterdir()
+        if f.is_file() and not f.name.startswith(".") and not (f.name.startswith("scores.") and f.name.endswith(".tsv"))
+    )
 
 
 def model_digest(folder: str | Path) -> str:
@@ -54,7 +58,7 @@ def model_digest(folder: str | Path) -> str:
     return ",".join(f"{f.name}={file_digest(f)}" for f in model_files(folder))
 
 
-SCORE_CACHE = "scores.tsv"   # the pipeline keeps a teacher's score cache in its folder under this name
+SCORE_CACHE = "scores.tsv"  # the pipeline keeps a teacher's score cache in its folder under this name
 
 
 def score_cache_name(precision: str = "fp32") -> str:

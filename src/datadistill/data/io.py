@@ -4,6 +4,7 @@ Column names follow ERNIE: `label`, `text_a`, optional `text_b`. Files written b
 `tokens_a`/`tokens_b` (the segmented form, tokens joined by one space) and, for teacher-labelled
 data, `probs`/`logits` (space-separated floats in label-id order).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -92,8 +93,10 @@ class ExampleReader:
         self.skip_bad_lines = skip_bad_lines
         self.stats = ReadStats(str(self.path))
         if self.fmt == "text" and require_label:
-            raise DataError(f"{self.path}: plain-text files carry no labels; use a TSV file with a "
-                            f"'{label_column}' column or JSON Lines with a '{label_column}' field")
+            raise DataError(
+                f"{self.path}: plain-text files carry no labels; use a TSV file with a "
+                f"'{label_column}' column or JSON Lines with a '{label_column}' field"
+            )
         if not self.path.exists():
             raise DataError(f"{self.path}: file does not exist")
         if self.path.is_dir():
@@ -104,7 +107,7 @@ class ExampleReader:
         """(line number, decoded text or None, problem) with BOM and CR/LF removed."""
         for n, raw in enumerate(f, 1):
             if n == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
+                raw = raw[len(BOM) :]
             raw = raw.rstrip(b"\n").rstrip(b"\r")
             try:
                 yield n, raw.decode("utf-8"), ""
@@ -158,8 +161,9 @@ class ExampleReader:
     def _tsv(self, lines) -> Iterator[Example]:
         header_line = next(lines, None)
         if header_line is None:
-            raise DataError(f"{self.path}: file is empty (expected a header row such as "
-                            f"'{self.label_column}<TAB>text_a')")
+            raise DataError(
+                f"{self.path}: file is empty (expected a header row such as '{self.label_column}<TAB>text_a')"
+            )
         n, header, problem = header_line
         if header is None:
             raise DataError(f"{self.path}, line {n}: {problem}")
@@ -168,8 +172,10 @@ class ExampleReader:
         need = ["text_a"] + ([self.label_column] if self.require_label else [])
         missing = [c for c in need if c not in index]
         if missing:
-            raise DataError(f"{self.path}, line 1: missing required column '{missing[0]}' "
-                            f"(header has: {', '.join(c.strip() for c in cols)})")
+            raise DataError(
+                f"{self.path}, line 1: missing required column '{missing[0]}' "
+                f"(header has: {', '.join(c.strip() for c in cols)})"
+            )
         i_a, i_b = index["text_a"], index.get("text_b")
         i_label = index.get(self.label_column)
         i_ta, i_tb = index.get("tokens_a"), index.get("tokens_b")
@@ -348,12 +354,19 @@ def write_examples(path: str | Path, examples: Iterable[Example | Mapping[str, A
     return w.rows
 
 
-def read_splits(train: str | Path, dev: str | Path | None = None, test: str | Path | None = None,
-                label_column: str = "label", skip_bad_lines: bool = False, log=None):
+def read_splits(
+    train: str | Path,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    label_column: str = "label",
+    skip_bad_lines: bool = False,
+    log=None,
+):
     """Read the labelled train file, build the label map from it, read dev and test against that map.
 
     Returns (train, dev, test, label_map); dev/test are [] when not given. Lenient reading logs a
     summary of skipped lines through `log` (a logger)."""
+
     def read(path, label_map):
         reader = ExampleReader(path, label_column=label_column, label_map=label_map, skip_bad_lines=skip_bad_lines)
         rows = list(reader)

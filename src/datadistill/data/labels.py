@@ -1,4 +1,5 @@
 """The label map: label strings in files <-> ids in models. Built from the training file, saved with every model."""
+
 from __future__ import annotations
 
 import json

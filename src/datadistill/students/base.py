@@ -3,6 +3,7 @@
 A student encodes one side of the input into a vector u [B, H]; for single texts the logits are
 head(u), for pairs head([u, v, |u-v|, u*v]) with one encoder shared by both sides (Conneau et al. 2017).
 """
+
 from __future__ import annotations
 
 import abc

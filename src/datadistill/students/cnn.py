@@ -1,4 +1,5 @@
 """CNN (Kim 2014): embeddings -> parallel 1-D convolutions of several widths -> max-pool over time."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,14 +31,14 @@ class CNN(Student):
         self.build_head(cfg.dropout)
 
     def encode(self, ids, lengths, ngrams):
-        x = self.embed(ids, ngrams).transpose(1, 2)                   # [B, E, L]
+        x = self.embed(ids, ngrams).transpose(1, 2)  # [B, E, L]
         pooled = []
         for conv in self.convs:
             w = conv.kernel_size[0]
             # max_t relu(W x_t + b) == relu(max_t(W x_t) + b): pool first, then bias and relu on [B, F]
             # only; windows past the text (t >= length + w - 1) get -inf so they never win the max.
-            h = F.conv1d(x, conv.weight, None, padding=w - 1)        # [B, F, L + w - 1]
-            past = ~length_mask(lengths + w - 1, h.size(2))           # [B, L + w - 1]
+            h = F.conv1d(x, conv.weight, None, padding=w - 1)  # [B, F, L + w - 1]
+            past = ~length_mask(lengths + w - 1, h.size(2))  # [B, L + w - 1]
             h = h.masked_fill(past[:, None, :], float("-inf"))
-            pooled.append(torch.relu(h.amax(dim=2) + conv.bias))      # [B, F]
-        return torch.cat(pooled, dim=-1)                              # [B, F * len(widths)]
+            pooled.append(torch.relu(h.amax(dim=2) + conv.bias))  # [B, F]
+        return torch.cat(pooled, dim=-1)  # [B, F * len(widths)]

@@ -1,4 +1,5 @@
 """Bidirectional LSTM: embeddings -> BiLSTM (packed, so padding never enters) -> max and mean pooling."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,13 +26,19 @@ class LSTM(Student):
     def __init__(self, cfg: LstmConfig, dims: Dims) -> None:
         super().__init__(cfg, dims)
         self.build_embeddings(cfg.emb_dim, cfg.dropout / 2)
-        self.rnn = nn.LSTM(cfg.emb_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, bidirectional=True,
-                           dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.rnn = nn.LSTM(
+            cfg.emb_dim,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )
         self.out_dim = 4 * cfg.hidden
         self.build_head(cfg.dropout)
 
     def encode(self, ids, lengths, ngrams):
-        x = self.embed(ids, ngrams)                                   # [B, L, E]
+        x = self.embed(ids, ngrams)  # [B, L, E]
         lengths = lengths.clamp(min=1)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True)  # [B, L', 2H]

@@ -4,6 +4,7 @@ A teacher returns `TeacherScores` per batch: hard labels always, probabilities a
 Kinds (`teacher.kind` in a pipeline config): `hf` (any transformers checkpoint, or `bundled:NAME`)
 and `command` (an external program). `load_kinds()` registers them all.
 """
+
 from .base import TEACHERS, Teacher, TeacherError, TeacherScores, register_teacher
 
 

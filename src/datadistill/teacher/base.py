@@ -5,6 +5,7 @@ names it in `teacher.kind`. Each kind declares its config dataclass (`config_cla
 a scoring teacher from that config and its folder (`load`), and, when it can be fine-tuned, how
 (`finetune`; kinds that cannot, such as an external program, leave it None).
 """
+
 from __future__ import annotations
 
 import abc
@@ -18,17 +19,24 @@ from ..registry import Registry
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Teacher", "TeacherError", "TeacherScores", "TEACHERS", "register_teacher", "PRECISIONS",
-           "import_transformers"]
+__all__ = [
+    "Teacher",
+    "TeacherError",
+    "TeacherScores",
+    "TEACHERS",
+    "register_teacher",
+    "PRECISIONS",
+    "import_transformers",
+]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 where it is native (see teacher.hf.resolve_precision)
 
 
 @dataclass
 class TeacherScores:
-    labels: list[str]                  # hard label per text
-    probs: np.ndarray | None = None    # [N, C] rows sum to one, label order = Teacher.label_names
-    logits: np.ndarray | None = None   # [N, C]
+    labels: list[str]  # hard label per text
+    probs: np.ndarray | None = None  # [N, C] rows sum to one, label order = Teacher.label_names
+    logits: np.ndarray | None = None  # [N, C]
 
 
 class Teacher(abc.ABC):
@@ -37,8 +45,8 @@ class Teacher(abc.ABC):
     name = "base"
     label_names: list[str] | None = None
     unk_token: str = "[UNK]"
-    config_class: ClassVar[type | None] = None                 # the pipeline's `teacher` section for this kind
-    finetune: ClassVar[Callable[..., dict] | None] = None      # (cfg, train, dev, out_dir, label_map, progress)
+    config_class: ClassVar[type | None] = None  # the pipeline's `teacher` section for this kind
+    finetune: ClassVar[Callable[..., dict] | None] = None  # (cfg, train, dev, out_dir, label_map, progress)
 
     @abc.abstractmethod
     def score(self, texts_a: list[str], texts_b: list[str] | None = None) -> TeacherScores:
@@ -57,9 +65,6 @@ class Teacher(abc.ABC):
         """Number of parameters, where known (the report shows it)."""
         return None
 
-    def close(self) -> None:
-        pass
-
 
 TEACHERS: Registry[type[Teacher]] = Registry("teacher kind")
 register_teacher = TEACHERS.register
@@ -70,8 +75,9 @@ def import_transformers():
     try:
         import transformers
     except ImportError:  # pragma: no cover - depends on the install
-        raise TeacherError("the transformers teacher needs the 'transformers' package: "
-                           "pip install 'datadistill[teacher]'") from None
+        raise TeacherError(
+            "the transformers teacher needs the 'transformers' package: pip install 'datadistill[teacher]'"
+        ) from None
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     return transformers

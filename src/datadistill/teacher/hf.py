@@ -6,6 +6,7 @@ hidden states (the recipe of E5-style embedding models). The saved folder is a n
 `save_pretrained` checkpoint plus its tokenizer and `teacher.json` (labels, pooling, prefix,
 max_len), so `HFTeacher(folder)` reproduces the scores with nothing else.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,13 +31,13 @@ from .base import PRECISIONS, Teacher, TeacherError, TeacherScores, import_trans
 log = logger.getChild("teacher")
 TEACHER_JSON = "teacher.json"
 HEAD_FILE = "head.safetensors"
-CHECKPOINT = ".finetune_checkpoint.pt"   # hidden: not one of the saved teacher's files
+CHECKPOINT = ".finetune_checkpoint.pt"  # hidden: not one of the saved teacher's files
 
 
 @dataclass
 class TeacherTrainConfig:
-    kind: str = "hf"                # the teacher kind (registry name): hf = transformers / bundled:NAME
-    model: str = ""                 # a local checkpoint folder or a hub name already in the local cache
+    kind: str = "hf"  # the teacher kind (registry name): hf = transformers / bundled:NAME
+    model: str = ""  # a local checkpoint folder or a hub name already in the local cache
     max_len: int = 128
     epochs: int = 3
     batch_size: int = 32
@@ -44,23 +45,32 @@ class TeacherTrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.1
     clip: float = 1.0
-    patience: int = 2               # evaluations without dev improvement before stopping
-    eval_every: int = 0             # steps between dev evaluations; 0 = once per epoch
+    patience: int = 2  # evaluations without dev improvement before stopping
+    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
     seed: int = 1
     device: str = "auto"
-    precision: str = "auto"         # auto (bf16 autocast on a GPU that has it, else fp32), fp32, bf16, fp16
-    pooling: str = "auto"           # cls: the model's own classification head; mean: masked mean + linear;
-                                    # auto: mean for bundled teachers (their recipe), else cls
-    prefix: str | None = None       # put before every text; None: "query: " for bundled E5, else nothing
-    prune: bool = True              # bundled teachers: keep only the vocabulary pieces train/dev use
-    allow_download: bool = False    # let transformers fetch a hub name missing from the local cache
-    max_steps: int = 0              # 0 = no limit (for smoke tests)
-    group_by_length: bool = True    # batches of similar length (shuffled): ~3x fewer padded tokens at max_len 256
-    checkpoint: bool = True         # at each dev evaluation save the training state; a killed run resumes there
+    precision: str = "auto"  # auto (bf16 autocast on a GPU that has it, else fp32), fp32, bf16, fp16
+    pooling: str = "auto"  # cls: the model's own classification head; mean: masked mean + linear;
+    # auto: mean for bundled teachers (their recipe), else cls
+    prefix: str | None = None  # put before every text; None: "query: " for bundled E5, else nothing
+    prune: bool = True  # bundled teachers: keep only the vocabulary pieces train/dev use
+    allow_download: bool = False  # let transformers fetch a hub name missing from the local cache
+    max_steps: int = 0  # 0 = no limit (for smoke tests)
+    group_by_length: bool = True  # batches of similar length (shuffled): ~3x fewer padded tokens at max_len 256
+    checkpoint: bool = True  # at each dev evaluation save the training state; a killed run resumes there
 
-    RANGES = {"max_len": (8, None), "epochs": (1, None), "batch_size": (1, None), "lr": (0, None, "open"),
-              "weight_decay": (0, None), "warmup": (0, 1), "clip": (0, None), "patience": (1, None),
-              "eval_every": (0, None), "max_steps": (0, None)}
+    RANGES = {
+        "max_len": (8, None),
+        "epochs": (1, None),
+        "batch_size": (1, None),
+        "lr": (0, None, "open"),
+        "weight_decay": (0, None),
+        "warmup": (0, 1),
+        "clip": (0, None),
+        "patience": (1, None),
+        "eval_every": (0, None),
+        "max_steps": (0, None),
+    }
 
     def validate(self) -> None:
         if self.kind != "hf":
@@ -88,7 +98,7 @@ class MeanPoolClassifier(nn.Module):
         kw = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state  # [B, L, H]
         m = attention_mask.unsqueeze(-1).to(h.dtype)
-        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)                                            # [B, H]
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # [B, H]
         return self.head(self.dropout(pooled))
 
 
@@ -101,13 +111,19 @@ def _load_pretrained(name: str, num_labels: int, label_map: LabelMap, pooling: s
             model = MeanPoolClassifier(tf.AutoModel.from_pretrained(name, **local), num_labels)
         else:
             model = tf.AutoModelForSequenceClassification.from_pretrained(
-                name, num_labels=num_labels, id2label=dict(enumerate(label_map.labels)),
-                label2id={lab: i for i, lab in enumerate(label_map.labels)}, ignore_mismatched_sizes=True, **local)
+                name,
+                num_labels=num_labels,
+                id2label=dict(enumerate(label_map.labels)),
+                label2id={lab: i for i, lab in enumerate(label_map.labels)},
+                ignore_mismatched_sizes=True,
+                **local,
+            )
     except (OSError, ValueError) as e:
         raise TeacherError(
             f"cannot load teacher model '{name}' offline ({str(e).splitlines()[0][:200]}). Pass a local folder "
             f"holding config.json, the weights and the tokenizer (e.g. an ERNIE/BERT checkpoint you downloaded "
-            f"elsewhere), or the bundled pretrained teacher: --model bundled:multilingual-e5-small") from None
+            f"elsewhere), or the bundled pretrained teacher: --model bundled:multilingual-e5-small"
+        ) from None
     return tok, model
 
 
@@ -159,7 +175,9 @@ class _Encoder:
 
 
 @torch.no_grad()
-def _predict(model, encoder: _Encoder, a: list[str], b: list[str] | None, batch_size: int, device, precision) -> np.ndarray:
+def _predict(
+    model, encoder: _Encoder, a: list[str], b: list[str] | None, batch_size: int, device, precision
+) -> np.ndarray:
     """Logits [N, C] in input order."""
     model.eval()
 
@@ -171,8 +189,14 @@ def _predict(model, encoder: _Encoder, a: list[str], b: list[str] | None, batch_
     return in_length_order([len(t) for t in a], batch_size, run)
 
 
-def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], out_dir: str | Path,
-             label_map: LabelMap, progress: bool = True) -> dict:
+def finetune(
+    cfg: TeacherTrainConfig,
+    train: list[Example],
+    dev: list[Example],
+    out_dir: str | Path,
+    label_map: LabelMap,
+    progress: bool = True,
+) -> dict:
     """Fine-tune `cfg.model` on `train` with the one training loop, keep the best dev checkpoint, save it
     to `out_dir`. The teacher's side: its encoder, its loss (cross-entropy) and its dev accuracy."""
     from .bundled import BUNDLED, bundled_name, convert
@@ -198,7 +222,7 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
     def batch_loss(ids: np.ndarray):
         enc = encoder([train[i].text_a for i in ids], [train[i].text_b or "" for i in ids] if pair else None, device)
         with _autocast(device, cfg.precision):
-            logits_T = _logits(model, enc)                                        # [B, C]
+            logits_T = _logits(model, enc)  # [B, C]
         labels = y[ids].to(device)
         loss = nn.functional.cross_entropy(logits_T.float(), labels)
         return loss, (logits_T.argmax(-1) == labels).float().mean().item()
@@ -211,20 +235,43 @@ def finetune(cfg: TeacherTrainConfig, train: list[Example], dev: list[Example], 
     decay = [p for p in model.parameters() if all(p is not q for q in no_decay)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     checkpoint = Path(out_dir) / CHECKPOINT if cfg.checkpoint else None
-    rid = run_id({k: v for k, v in to_dict(cfg).items() if k not in ("checkpoint", "device")},
-                 [(ex.label, ex.text_a, ex.text_b) for ex in train + dev]) if checkpoint else ""
+    rid = (
+        run_id(
+            {k: v for k, v in to_dict(cfg).items() if k not in ("checkpoint", "device")},
+            [(ex.label, ex.text_a, ex.text_b) for ex in train + dev],
+        )
+        if checkpoint
+        else ""
+    )
     lengths = np.array([len(ex.text_a) + len(ex.text_b or "") for ex in train])
-    result = fit(model, batch_loss, evaluate, lengths, cfg, param_groups=groups, checkpoint=checkpoint, run_id=rid,
-                 what="teacher fine-tuning", progress=progress)
+    result = fit(
+        model,
+        batch_loss,
+        evaluate,
+        lengths,
+        cfg,
+        param_groups=groups,
+        checkpoint=checkpoint,
+        run_id=rid,
+        what="teacher fine-tuning",
+        progress=progress,
+    )
     save_teacher(out_dir, model, tok, label_map, cfg, pooling, prefix)
     if checkpoint:
         remove_checkpoint(checkpoint)
-    return {"dev_accuracy": result.best_dev_accuracy, "steps": result.steps, "seconds": result.seconds,
-            "history": result.history, "pooling": pooling, "prefix": prefix}
+    return {
+        "dev_accuracy": result.best_dev_accuracy,
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "history": result.history,
+        "pooling": pooling,
+        "prefix": prefix,
+    }
 
 
-def save_teacher(out_dir: str | Path, model: nn.Module, tok, label_map: LabelMap, cfg: TeacherTrainConfig,
-                 pooling: str, prefix: str) -> None:
+def save_teacher(
+    out_dir: str | Path, model: nn.Module, tok, label_map: LabelMap, cfg: TeacherTrainConfig, pooling: str, prefix: str
+) -> None:
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -235,8 +282,13 @@ def save_teacher(out_dir: str | Path, model: nn.Module, tok, label_map: LabelMap
     else:
         model.save_pretrained(out)
     tok.save_pretrained(out)
-    meta = {"labels": label_map.labels, "pooling": pooling, "prefix": prefix, "max_len": cfg.max_len,
-            "base_model": cfg.model}
+    meta = {
+        "labels": label_map.labels,
+        "pooling": pooling,
+        "prefix": prefix,
+        "max_len": cfg.max_len,
+        "base_model": cfg.model,
+    }
     (out / TEACHER_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
@@ -249,8 +301,9 @@ class HFTeacher(Teacher):
     finetune = staticmethod(finetune)
 
     @classmethod
-    def load(cls, cfg: TeacherTrainConfig, folder: Path, batch_size: int, precision: str,
-             device: str = "auto") -> "HFTeacher":
+    def load(
+        cls, cfg: TeacherTrainConfig, folder: Path, batch_size: int, precision: str, device: str = "auto"
+    ) -> "HFTeacher":
         return cls(folder, batch_size=batch_size, device=device, precision=precision)
 
     def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "auto", precision: str = "auto") -> None:

@@ -6,6 +6,7 @@ lookup per character) was most of a bag-of-words student's prediction time. Char
 code points (UTF-32) looked up in a table; only Latin/digit runs, a few per review, go through the
 regex and the dictionary. Texts holding the literal `[UNK]` take the ordinary path.
 """
+
 from __future__ import annotations
 
 import functools
@@ -66,7 +67,7 @@ class CharIds:
     def _batch(self, lowered: list[str], max_len: int) -> list[np.ndarray]:
         # "\n" between texts: whitespace, so it is never a token and it ends any Latin run.
         s = "\n".join(lowered)
-        cp = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)           # [N]
+        cp = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)  # [N]
         is_space, starts_latin = _tables()
         keep = ~_lookup(is_space, cp)
         ids = self.table[np.minimum(cp, len(self.table) - 1)]
@@ -82,14 +83,16 @@ class CharIds:
             while a >= end:
                 end = match(s, a).end()  # type: ignore[union-attr]  # lat[a]: the pattern matches at a
                 ids[a] = get(s[a:end], unk)
-                keep[a + 1: end] = False
+                keep[a + 1 : end] = False
                 if end < len(lat) and lat[end]:
                     a = end
         lengths = np.fromiter((len(t) for t in lowered), dtype=np.int64, count=len(lowered))
         starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
         pos = np.flatnonzero(keep)
-        kept = ids[pos]                                                   # the tokens of all texts
+        kept = ids[pos]  # the tokens of all texts
         bounds = np.searchsorted(pos, np.concatenate([starts, [len(cp)]])).tolist()
         # views into `kept`, one per text
-        return [kept[a: min(b, a + max_len)] if b > a else np.array([unk], dtype=np.int64)
-                for a, b in zip(bounds[:-1], bounds[1:])]
+        return [
+            kept[a : min(b, a + max_len)] if b > a else np.array([unk], dtype=np.int64)
+            for a, b in zip(bounds[:-1], bounds[1:])
+        ]

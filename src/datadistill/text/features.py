@@ -4,6 +4,7 @@ Hashed n-grams (fastText's trick) give bag-of-words students word-order and word
 information without a word segmenter: the id of the n-gram (t1..tn) is a polynomial hash of the
 token ids modulo `ngram_buckets`; bucket 0 is padding.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ class FeatureConfig:
     """How a student sees text."""
 
     tokenizer: str = "char"
-    max_len: int = 256           # tokens kept per text (longer texts are cut)
+    max_len: int = 256  # tokens kept per text (longer texts are cut)
     ngrams: list[int] = field(default_factory=list)  # e.g. [2, 3]: hashed bigrams and trigrams
     ngram_buckets: int = 100_000
     vocab_min_freq: int = 1
@@ -56,7 +57,7 @@ def hash_ngrams(ids: np.ndarray, lengths: np.ndarray, orders: list[int], buckets
         h = ids[:, : L - n + 1].copy()
         for j in range(1, n):
             h *= _PRIME
-            h += ids[:, j: L - n + 1 + j]
+            h += ids[:, j : L - n + 1 + j]
         h %= buckets - 1
         h += 1
         h[np.arange(L - n + 1)[None, :] + n > lengths[:, None]] = 0

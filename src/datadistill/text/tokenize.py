@@ -2,6 +2,7 @@
 
 Whitespace is never a token: token lists are stored joined by one space (the `tokens_a` column).
 """
+
 from __future__ import annotations
 
 import abc

@@ -1,4 +1,5 @@
 """A token vocabulary with `[PAD]` = 0 and `[UNK]` = 1, built by frequency, saved one token per line."""
+
 from __future__ import annotations
 
 from collections import Counter
