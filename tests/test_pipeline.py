@@ -177,7 +177,7 @@ def test_asking_only_for_the_students_after_the_teacher_changed_is_refused(finis
     err = capsys.readouterr().err
     assert (
         "error: step 'students' reads the output of step 'teacher', which is out of date (its settings changed); "
-        "run it too (--steps teacher,students) or leave out --steps" in err
+        "run it too (--steps teacher,label,students) or leave out --steps" in err
     )
     assert "[students] training" not in err
     assert (work / "student" / "bow" / "model.safetensors").read_bytes() == before
@@ -229,8 +229,8 @@ def test_a_partial_labelling_of_an_older_label_input_is_not_resumed(finished_cop
 COMMAND_TEACHER = """
 import sys
 good = ("很好", "不错", "满意", "喜欢", "干净", "舒服", "推荐", "划算", "漂亮", "热情")
-for line in sys.stdin:
-    print("1\t0.1 0.9" if any(w in line for w in good) else "0\t0.9 0.1")
+for line in sys.stdin:  # probabilities in the order (1, 0): the config says labels ["1", "0"]
+    print("1\t0.9 0.1" if any(w in line for w in good) else "0\t0.1 0.9")
 """
 
 
@@ -238,13 +238,16 @@ for line in sys.stdin:
 def test_an_external_command_teacher_runs_the_whole_pipeline(tmp_path, tiny_config, capsys):
     script = tmp_path / "keyword_teacher.py"
     script.write_text(COMMAND_TEACHER, encoding="utf-8")
-    path, cfg = tiny_config(tmp_path, teacher={"kind": "command", "command": f"{sys.executable} {script}"}, shards=0)
+    path, cfg = tiny_config(
+        tmp_path, teacher={"kind": "command", "command": f"{sys.executable} {script}", "labels": ["1", "0"]}, shards=0
+    )
     assert main(["run", str(path), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "[teacher]" not in err  # nothing to fine-tune
     work = tmp_path / "work"
     part1 = read_examples(work / "student" / "train" / "part.1")
-    assert len(part1) == 150 and all(e.probs in ([0.1, 0.9], [0.9, 0.1]) for e in part1)
+    assert len(part1) == 150  # probabilities in the data's label order (0, 1), whatever order the program uses
+    assert all(e.probs == ([0.1, 0.9] if e.label == "1" else [0.9, 0.1]) for e in part1)
     report = json.loads((work / "report" / "report.json").read_text())
     assert [r["model"] for r in report["rows"]] == ["teacher", "bow_base", "bow"]
     assert report["rows"][0]["test_accuracy"] == 1.0  # the keyword rule is the synthetic task's truth
@@ -253,6 +256,10 @@ def test_an_external_command_teacher_runs_the_whole_pipeline(tmp_path, tiny_conf
     # another command is another teacher: labelling is redone
     assert main(["run", str(path), "--quiet", "--set", f"teacher.command={sys.executable} {script} --again"]) == 0
     assert "[label] running" in capsys.readouterr().err
+    # so is an edited script: its scores are not taken from the score cache
+    script.write_text(COMMAND_TEACHER.replace("0.9 0.1", "0.8 0.2"), encoding="utf-8")
+    assert main(["run", str(path), "--quiet", "--steps", "augment,label"]) == 0
+    assert "(150 scored" in capsys.readouterr().err
 
 
 def test_a_teacher_kind_is_checked_on_load(tmp_path, tiny_config):

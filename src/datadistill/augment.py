@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError
-from .data.io import Example, ExampleReader, ExampleWriter, atomic_write
+from .data.io import Example, ExampleReader, ExampleWriter, atomic_write, check_output
 from .errors import DataError
 from .log import Progress, logger
 from .registry import unknown_name_message
@@ -275,9 +275,13 @@ def augment_file(
     reader = ExampleReader(input_path, require_label=False, label_column=label_column, skip_bad_lines=skip_bad_lines)
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise DataError(f"{output_path}: is the input file; augmentation would overwrite it (choose another --output)")
+    from .lock import exclusive
+
+    check_output(output_path, "augmented output (--output)")
     examples = list(reader)
     if reader.stats.skipped:
         log.warning(reader.stats.summary())
     if not examples:
         raise DataError(f"{input_path}: no examples to augment (only a header?)")
-    return augment_examples(examples, cfg, output_path, progress=progress)
+    with exclusive(output_path, "augmentation"):
+        return augment_examples(examples, cfg, output_path, progress=progress)

@@ -19,6 +19,17 @@ def _bars(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _common() -> argparse.ArgumentParser:
     """-v / -q for every command."""
     p = argparse.ArgumentParser(add_help=False)
@@ -154,7 +165,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--input", help="read texts from this file instead of stdin (batched)")
     p.add_argument(
-        "--batch-size", type=int, default=None, help="lines per batch (default: 1 on stdin, 256 for --input)"
+        "--batch-size", type=_positive, default=None, help="lines per batch (default: 1 on stdin, 256 for --input)"
     )
     p.add_argument("--bf16", action="store_true", help="bfloat16 matrix work: faster batches on CPUs with AVX512-BF16")
     p.set_defaults(func=_run_predict)
@@ -181,19 +192,31 @@ def _run_predict(args) -> None:
             lines = _utf8_lines(path)
         pred.stream(lines, sys.stdout, args.batch_size or 256)
     else:
-        pred.stream(sys.stdin, sys.stdout, args.batch_size or 1)
+        pred.stream(_utf8_lines(_stdin(), "stdin"), sys.stdout, args.batch_size or 1)
 
 
-def _utf8_lines(path):
-    """The lines of a text file; invalid UTF-8 is reported with its line number."""
-    with open(path, "rb") as f:
+def _stdin():
+    if sys.stdin is None or sys.stdin.closed:
+        raise DataError("stdin is closed: pipe texts in or pass --input FILE")
+    return sys.stdin.buffer
+
+
+def _utf8_lines(source, name: str | None = None):
+    """The lines of a text file (a path or a binary stream); invalid UTF-8 is reported with its line number."""
+    f = source if hasattr(source, "read") else open(source, "rb")
+    name = name or str(source)
+    try:
         for n, raw in enumerate(f, 1):
             try:
-                yield raw.decode("utf-8").lstrip("\ufeff") if n == 1 else raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise DataError(
-                    f"{path}, line {n}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1})"
+                    f"{name}, line {n}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1})"
                 ) from None
+            yield text.lstrip("\ufeff") if n == 1 else text
+    finally:
+        if f is not source:
+            f.close()
 
 
 def _add_teacher(sub) -> None:
@@ -234,7 +257,9 @@ def _add_teacher(sub) -> None:
         "predict", parents=[_common()], help="score texts: stdin lines in, text<TAB>label<TAB>probabilities out"
     )
     q.add_argument("--model", required=True, help="a folder written by 'teacher finetune'")
-    q.add_argument("--batch-size", type=int, default=1, help="lines per batch on stdin (default 1: answer each line)")
+    q.add_argument(
+        "--batch-size", type=_positive, default=1, help="lines per batch on stdin (default 1: answer each line)"
+    )
     q.set_defaults(func=_run_teacher_predict)
 
 
@@ -289,7 +314,7 @@ def _run_teacher_predict(args) -> None:
         sys.stdout.flush()
         buf.clear()
 
-    for line in sys.stdin:
+    for line in _utf8_lines(_stdin(), "stdin"):
         buf.append(line.rstrip("\r\n"))
         if len(buf) >= args.batch_size:
             flush()
@@ -315,8 +340,8 @@ def _add_label(sub) -> None:
     p.add_argument("--labels", help="comma-separated label names in probability order, e.g. 0,1 (checked)")
     p.add_argument("--input", required=True, help="texts to label (augmented TSV, TSV/JSONL with text_a, or .txt)")
     p.add_argument("--output", required=True, help="the labelled file (part.1)")
-    p.add_argument("--batch-size", type=int, default=256, help="texts per teacher call (default 256)")
-    p.add_argument("--chunk-size", type=int, default=1024, help="rows made durable at a time (default 1024)")
+    p.add_argument("--batch-size", type=_positive, default=256, help="texts per teacher call (default 256)")
+    p.add_argument("--chunk-size", type=_positive, default=1024, help="rows made durable at a time (default 1024)")
     p.add_argument(
         "--precision",
         default="auto",
@@ -395,7 +420,7 @@ def _run_pipeline(args) -> None:
     from .pipeline import Pipeline, load_config
 
     cfg = load_config(args.config, args.set)
-    Pipeline(cfg, progress=_bars(args)).run(args.steps.split(",") if args.steps else None, force=args.force)
+    Pipeline(cfg, progress=_bars(args)).run(args.steps.split(",") if args.steps is not None else None, force=args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -429,9 +454,19 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(1 if args.verbose else -1 if args.quiet >= 2 else 0)
     try:
         args.func(args)
+        sys.stdout.flush()
     except (DataError, ConfigError, ModelFolderError, TeacherError) as e:
         print(f"datadistill {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head -1`): stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+    except OSError as e:  # a folder where a file belongs, no permission, a full disk ...
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"datadistill {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"datadistill {args.command}: interrupted", file=sys.stderr)
         return 130

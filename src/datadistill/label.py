@@ -19,6 +19,7 @@ the texts are written as read (with `[UNK]` where augmentation put it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -30,7 +31,8 @@ import numpy as np
 
 from .batching import in_length_order
 from .data.cache import ScoreCache, file_digest
-from .data.io import Example, ExampleReader, ExampleWriter
+from .data.io import Example, ExampleReader, ExampleWriter, check_output
+from .lock import exclusive
 from .log import Progress, logger
 from .teacher.base import Teacher, TeacherError
 from .text.vocab import UNK
@@ -132,15 +134,42 @@ def label_file(
     done, the scoring rate and the time left is logged at most every `log_every` seconds.
     """
     input_path, output_path = Path(input_path), Path(output_path)
+    check_output(output_path, "labelled output (--output)")
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(exclusive(output_path, "labelling"))
+        if cache:
+            locks.enter_context(exclusive(Path(cache), "the teacher's score cache"))
+        return _label_file(
+            teacher, input_path, output_path, batch_size, chunk_size, skip_bad_lines, progress, cache, log_every
+        )
+
+
+def _label_file(
+    teacher: Teacher,
+    input_path: Path,
+    output_path: Path,
+    batch_size: int,
+    chunk_size: int,
+    skip_bad_lines: bool,
+    progress: bool,
+    cache: str | Path | None,
+    log_every: float,
+) -> LabelStats:
     reader = ExampleReader(input_path, require_label=False, skip_bad_lines=skip_bad_lines)
     partial = partial_path(output_path)
     meta_path = output_path.with_name(output_path.name + ".partial.json")
     meta = _fingerprint(input_path, teacher)
     done = 0
+    counts: dict[str, int] = {}
     if partial.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         done = _complete_rows(partial)
         if done:
             log.info(f"label: resuming {output_path}: {done} rows already labelled")
+            with open(partial, encoding="utf-8") as f:  # the summary counts every row of the output
+                next(f)
+                for line in f:
+                    lab = line.split("\t", 1)[0]
+                    counts[lab] = counts.get(lab, 0) + 1
     elif partial.exists():
         log.info(f"label: {partial} belongs to another input or teacher; starting over")
         partial.unlink()
@@ -149,7 +178,6 @@ def label_file(
 
     stats = LabelStats(resumed_from=done)
     scores = ScoreCache(cache, teacher.describe()) if cache else None
-    counts: dict[str, int] = {}
     t0 = time.perf_counter()
     rows = iter(reader)
     first = next(rows, None)
@@ -220,7 +248,7 @@ def label_file(
             bar.note(f"{stats.cached:,} from the score cache")
             bar.update(len(chunk))
         bar.close()
-        total = done + sum(counts.values())
+        total = sum(counts.values())
     os.replace(partial, output_path)
     meta_path.unlink(missing_ok=True)
     if reader.stats.skipped:

@@ -75,7 +75,8 @@ def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError(f"{folder}: model folder does not exist")
+        what = "is a file, not a model folder" if folder.exists() else "model folder does not exist"
+        raise ModelFolderError(f"{folder}: {what}")
     for name in REQUIRED:
         if not (folder / name).is_file():
             raise ModelFolderError(f"{folder / name}: missing (a model folder holds {', '.join(REQUIRED)})")

@@ -15,7 +15,6 @@ run stops with a message naming the stale step and why, instead of training on o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import shutil
@@ -30,6 +29,7 @@ from .data.cache import content_digest, digest, score_cache_name
 from .data.io import ExampleReader, ExampleWriter, atomic_write, read_splits
 from .errors import StaleInputError
 from .layout import Layout
+from .lock import exclusive
 from .log import logger
 from .student import DataConfig, StudentConfig, StudentRunConfig, train_student
 from .teacher import TEACHERS, load_kinds
@@ -95,6 +95,12 @@ class RunConfig:
     def validate(self) -> None:
         if not self.students:
             raise ConfigError('students is empty: name at least one, e.g. {"bow": {"arch": "bow"}}')
+        for name in self.students:
+            if not name or name.endswith("_base") or not all(c.isalnum() or c in "-_." for c in name):
+                raise ConfigError(
+                    f"students: '{name}' cannot name a student: use letters, digits, '-', '_' or '.', not ending "
+                    f"in '_base' (WORK/student/NAME_base is the student's baseline)"
+                )
         if self.augment is None and not self.data.unlabelled:
             raise ConfigError("nothing to label: set augment or data.unlabelled")
         check_ranges(self)
@@ -128,7 +134,7 @@ def teacher_config(section: Any, where: str = "teacher"):
 
 
 # Settings that change how a step runs, never what it produces: a step is not redone for them.
-NOT_IN_FINGERPRINT = ("checkpoint", "workers")
+NOT_IN_FINGERPRINT = ("checkpoint", "workers", "timeout")
 
 
 def settings_of(cfg) -> Any:
@@ -220,24 +226,22 @@ class Pipeline:
         return [s.name for s in STEPS if s.name in seen]
 
     def run(self, steps: list[str] | None = None, force: bool = False) -> None:
+        """Run the chosen steps (default all) in order, each unless up to date; one run per work folder at a time."""
+        with exclusive(self.layout.work, "datadistill run"):
+            self._run(steps, force)
+
+    def _run(self, steps: list[str] | None, force: bool) -> None:
+        if steps is not None and not [s for s in steps if s]:
+            raise ConfigError(f"--steps is empty: name some of {', '.join(self.steps)}, or leave it out")
         chosen = list(steps or self.steps)
         for s in chosen:
             if s not in self.steps:
                 raise ConfigError(f"unknown step '{s}' (steps: {', '.join(self.steps)})")
         chosen = [s.name for s in STEPS if s.name in chosen and s.enabled(self)]
-        for name in chosen:
-            for up in self.upstream(name):
-                if up in chosen or not self.steps[up].enabled(self):
-                    continue
-                why = self.stale_reason(up)
-                if why:
-                    todo = ",".join(s for s in self.steps if s in chosen or s == up)
-                    raise StaleInputError(
-                        f"step '{name}' reads the output of step '{up}', which is out of date "
-                        f"({why}); run it too (--steps {todo}) or leave out --steps"
-                    )
+        self._check_upstream(chosen, force)
         for name in chosen:
             step = self.steps[name]
+            self._check_upstream([name], force, ran=True)  # again: a step run just now may have changed its inputs
             if not force and self.up_to_date(name):
                 log.info(f"[{name}] up to date, skipped")
                 continue
@@ -248,6 +252,28 @@ class Pipeline:
                 self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)), time.perf_counter() - t0
             )
             log.info(f"[{name}] done in {time.perf_counter() - t0:.0f}s")
+
+    def _check_upstream(self, chosen: list[str], force: bool, ran: bool = False) -> None:
+        """Refuse to run a chosen step while a step it reads from, not chosen, is out of date or will be
+        once the chosen steps before it have run. The message names the stale step and what to run."""
+        redo = set() if ran else {n for n in chosen if force or not self.up_to_date(n)}
+        stale: dict[str, str] = {}
+        for step in STEPS:  # in pipeline order, so a stale step makes the steps reading it stale too
+            if step.name in chosen or not step.enabled(self):
+                continue
+            why = self.stale_reason(step.name)
+            if not why and (changed := [u for u in step.after if u in redo or u in stale]):
+                why = f"it reads step '{changed[0]}', which this run redoes"
+            if why:
+                stale[step.name] = why
+        for name in chosen:
+            for up in self.upstream(name):
+                if up in stale:
+                    need = [s for s in self.steps if s in chosen or (s in stale and s in self.upstream(name))]
+                    raise StaleInputError(
+                        f"step '{name}' reads the output of step '{up}', which is out of date "
+                        f"({stale[up]}); run it too (--steps {','.join(need)}) or leave out --steps"
+                    )
 
     # -- helpers the steps share ----------------------------------------------------------------------
     def teacher_kind(self):
@@ -264,13 +290,20 @@ class Pipeline:
     def teacher_settings(self) -> Any:
         return None if self.trains_teacher() else settings_of(self.cfg.teacher)
 
+    def data_labels(self) -> list[str]:
+        """The label map's order (from data.train): the order part.1's scores and every model use."""
+        _, _, _, lm = read_splits(self.cfg.data.train, label_column=self.cfg.data.label_column)
+        return lm.labels
+
     def load_teacher(self, batch_size: int, precision: str, device: str = "auto"):
-        cfg = self.cfg.teacher
-        if not self.trains_teacher() and not getattr(cfg, "labels", True):
-            _, _, _, lm = read_splits(self.cfg.data.train, label_column=self.cfg.data.label_column)
-            cfg = dataclasses.replace(cfg, labels=lm.labels)  # the external teacher answers in the data's labels
+        """The teacher of `teacher.kind`, answering in the data's label order."""
         return self.teacher_kind().load(
-            cfg, self.layout.teacher, batch_size=batch_size, precision=precision, device=device
+            self.cfg.teacher,
+            self.layout.teacher,
+            batch_size=batch_size,
+            precision=precision,
+            device=device,
+            labels=self.data_labels(),
         )
 
     def model_names(self) -> list[str]:
@@ -377,7 +410,7 @@ def _run_report(p: Pipeline) -> None:
     from .report import write_report
 
     teacher = p.load_teacher(batch_size=64, precision=p.cfg.label.precision, device="cpu")
-    write_report(p.layout, p.cfg.data, p.model_names(), teacher)
+    write_report(p.layout, p.cfg.data, p.model_names(), teacher, p.data_labels())
 
 
 def _students_settings(p: Pipeline) -> Any:

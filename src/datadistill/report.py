@@ -18,6 +18,7 @@ import torch
 
 from .data.cache import model_files
 from .data.io import ExampleReader
+from .data.labels import LabelMap
 from .evaluate import classification_metrics
 from .layout import Layout
 from .log import logger
@@ -59,16 +60,18 @@ def _row(
     }
 
 
-def write_report(layout: Layout, data, model_names: list[str], teacher, teacher_rows: int = 256) -> dict:
+def write_report(
+    layout: Layout, data, model_names: list[str], teacher, labels: list[str], teacher_rows: int = 256
+) -> dict:
     """Measure the teacher (the pipeline's, in the precision it labels with) and every student on
     `data.test`; write report.md/json/png into `layout.report`."""
     from .predict import Predictor
 
     out = layout.report
-    test = list(ExampleReader(data.test, label_column=data.label_column))
+    label_map = LabelMap(labels)  # the data's order: the students' ids and the teacher's answers use it
+    test = list(ExampleReader(data.test, label_column=data.label_column, label_map=label_map))
     texts = [e.text_a for e in test]
-    labels = teacher.label_names or Predictor(layout.student(model_names[0])).labels
-    gold = np.array([labels.index(e.label) for e in test])
+    gold = np.array([label_map.id(e.label) for e in test])
     t_params = teacher.parameters()
     precision = getattr(teacher, "precision", "its own")
     log.info(
@@ -129,10 +132,11 @@ def write_report(layout: Layout, data, model_names: list[str], teacher, teacher_
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        params = f"{r['parameters']:,}" if r["parameters"] else "–"  # an external teacher's size is unknown
+        size = f"{r['size_mb']:.1f}" if r["size_mb"] else "–"
         lines.append(
             f"| {r['model']} | {r['kind']} | {r['test_accuracy'] * 100:.2f} | {r['test_macro_f1'] * 100:.2f} | "
-            f"{r['parameters'] or 0:,} | {r['size_mb']:.1f} | {r['texts_per_s']:,.0f} | {r['p50_ms']:.2f} | "
-            f"{r['p99_ms']:.2f} | {r['speedup']:,.0f}x |"
+            f"{params} | {size} | {r['texts_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['speedup']:,.0f}x |"
         )
     md = (
         f"# Distillation report\n\nTest set: `{data.test}` ({len(texts)} texts). Machine: {report['machine']}. "

@@ -22,6 +22,7 @@ from .batching import in_length_order
 from .checkpoint import remove_checkpoint, run_id
 from .config import ConfigError, apply_overrides, from_dict, load_json, to_dict
 from .data.io import Example, ExampleReader, read_splits
+from .errors import DataError
 from .data.labels import LabelMap
 from .evaluate import classification_metrics, format_metrics
 from .log import logger
@@ -251,7 +252,16 @@ def evaluate_rows(model, featurizer: Featurizer, rows: list[Row], label_map: Lab
 
 def _read_part1(path: str, label_map: LabelMap, d: DataConfig) -> list[Example]:
     reader = ExampleReader(path, label_column=d.label_column, label_map=label_map, skip_bad_lines=d.skip_bad_lines)
-    rows = list(reader)
+    rows = []
+    for ex in reader:
+        for key in ("probs", "logits"):
+            v = getattr(ex, key)
+            if v is not None and len(v) != len(label_map):
+                raise DataError(
+                    f"{path}, line {ex.line}: {key} has {len(v)} numbers for {len(label_map)} labels "
+                    f"({', '.join(label_map.labels)}): was it labelled by a teacher of another task?"
+                )
+        rows.append(ex)
     if reader.stats.skipped:
         log.warning(reader.stats.summary())
     return rows
@@ -259,6 +269,19 @@ def _read_part1(path: str, label_map: LabelMap, d: DataConfig) -> list[Example]:
 
 def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | None = None) -> dict:
     """Train, select on dev, report test, save the model folder at `cfg.output`. Returns the metrics."""
+    from .lock import exclusive
+
+    out = Path(cfg.output)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output: {out} is a file; it names the model folder to write")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"output: {out} lies under {parent}, which is a file")
+    with exclusive(out, "student training"):
+        return _train_student(cfg, progress, command)
+
+
+def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -> dict:
     from .modelio import save_model
 
     t0 = time.perf_counter()
@@ -337,6 +360,8 @@ def evaluate_folder(folder: str | Path, data: str | Path, label_column: str = "l
 
     pred = Predictor(folder)
     exs = list(ExampleReader(data, label_column=label_column, label_map=pred.label_map))
+    if not exs:
+        raise DataError(f"{data}: no examples (only a header?)")
     texts_b = [ex.text_b or "" for ex in exs] if pred.pair else None
     ids = pred.logits([ex.text_a for ex in exs], texts_b).argmax(-1)
     gold = np.array([pred.label_map.id(ex.label) for ex in exs])
@@ -344,4 +369,5 @@ def evaluate_folder(folder: str | Path, data: str | Path, label_column: str = "l
 
 
 def dump_json(obj, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

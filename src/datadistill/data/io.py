@@ -244,8 +244,13 @@ class ExampleReader:
                         v = obj[key]
                         setattr(ex, key, list(v) if isinstance(v, list) else str(v).split(" "))
                 for key in ("probs", "logits"):
-                    if obj.get(key) is not None:
-                        setattr(ex, key, [float(v) for v in obj[key]])
+                    v = obj.get(key)
+                    if v is not None:
+                        if not isinstance(v, list) or not all(
+                            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+                        ):
+                            self._bad(n, f"{key} must be a list of numbers, got {json.dumps(v)[:40]}")
+                        setattr(ex, key, [float(x) for x in v])
                 yield ex
             except _Skip:
                 continue
@@ -277,6 +282,19 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_output(path: str | Path, what: str = "output") -> Path:
+    """Refuse, before any work, an output path that is a folder or lies under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; the {what} is a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"{path}: {parent} is a file, not a folder")
+            break
+    return path
 
 
 def _umask() -> int:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_ranges
 from .base import Dims, Student, register_student
 
 
@@ -16,6 +17,11 @@ class BowConfig:
     emb_dim: int = 64
     hidden: int = 0  # 0: no hidden layer (a linear model on the embedding mean, as fastText)
     dropout: float = 0.2
+
+    RANGES = {"emb_dim": (1, None), "hidden": (0, None), "dropout": (0, 1, "right-open")}
+
+    def validate(self) -> None:
+        check_ranges(self)
 
 
 @register_student("bow", BowConfig)

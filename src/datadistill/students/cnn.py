@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError, check_ranges
 from .base import Dims, Student, length_mask, register_student
 
 
@@ -17,6 +18,13 @@ class CnnConfig:
     filters: int = 64
     widths: list[int] = field(default_factory=lambda: [2, 3])
     dropout: float = 0.3
+
+    RANGES = {"emb_dim": (1, None), "filters": (1, None), "dropout": (0, 1, "right-open")}
+
+    def validate(self) -> None:
+        check_ranges(self)
+        if not self.widths or any(w < 1 for w in self.widths):
+            raise ConfigError(f"widths lists convolution widths of 1 or more, got {self.widths}")
 
 
 @register_student("cnn", CnnConfig)

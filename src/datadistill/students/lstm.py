@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..config import check_ranges
 from .base import Dims, Student, length_mask, masked_max, masked_mean, register_student
 
 
@@ -17,6 +18,11 @@ class LstmConfig:
     hidden: int = 96
     layers: int = 1
     dropout: float = 0.3
+
+    RANGES = {"emb_dim": (1, None), "hidden": (1, None), "layers": (1, None), "dropout": (0, 1, "right-open")}
+
+    def validate(self) -> None:
+        check_ranges(self)
 
 
 @register_student("lstm", LstmConfig)

@@ -53,8 +53,17 @@ class Teacher(abc.ABC):
         """Scores for one batch of texts (or pairs)."""
 
     @classmethod
-    def load(cls, cfg: Any, folder: Path, batch_size: int, precision: str, device: str = "auto") -> "Teacher":
-        """The scoring teacher for a pipeline config section and its folder."""
+    def load(
+        cls,
+        cfg: Any,
+        folder: Path,
+        batch_size: int,
+        precision: str,
+        device: str = "auto",
+        labels: list[str] | None = None,
+    ) -> "Teacher":
+        """The scoring teacher for a pipeline config section and its folder, its scores in the order of
+        `labels` (the data's label map) when given."""
         raise NotImplementedError
 
     def describe(self) -> str:

@@ -19,6 +19,9 @@ from ..config import ConfigError, check_ranges
 from .base import Teacher, TeacherError, TeacherScores, register_teacher
 
 
+SCRIPT_SUFFIXES = (".py", ".sh", ".pl", ".rb", ".js", ".R", ".jl", ".lua")
+
+
 @dataclass
 class CommandTeacherConfig:
     """The pipeline's `teacher` section for an external program (nothing to fine-tune)."""
@@ -50,13 +53,30 @@ class CommandTeacher(Teacher):
 
     @classmethod
     def load(
-        cls, cfg: CommandTeacherConfig, folder: Path, batch_size: int, precision: str, device: str = "auto"
+        cls,
+        cfg: CommandTeacherConfig,
+        folder: Path,
+        batch_size: int,
+        precision: str,
+        device: str = "auto",
+        labels: list[str] | None = None,
     ) -> "CommandTeacher":
-        return cls(cfg.command, labels=cfg.labels or None, timeout=cfg.timeout, unk_token=cfg.unk_token)
+        if cfg.labels and labels is not None and sorted(cfg.labels) != sorted(labels):
+            raise ConfigError(f"teacher.labels {cfg.labels} are not the labels of the training data {labels}")
+        return cls(
+            cfg.command, labels=cfg.labels or labels, timeout=cfg.timeout, unk_token=cfg.unk_token, output_labels=labels
+        )
 
     def __init__(
-        self, command: str, labels: list[str] | None = None, timeout: float = 600.0, unk_token: str = "[UNK]"
+        self,
+        command: str,
+        labels: list[str] | None = None,
+        timeout: float = 600.0,
+        unk_token: str = "[UNK]",
+        output_labels: list[str] | None = None,
     ) -> None:
+        """`labels`: the program's label names in its probability order; `output_labels`: the order to
+        return probabilities in (the same names), e.g. the data's label map."""
         if not command.strip():
             raise TeacherError("teacher command is empty")
         self.command = command
@@ -67,13 +87,27 @@ class CommandTeacher(Teacher):
                 f"teacher command '{command}' cannot be split into arguments ({e}): check its quotes "
                 f"(it runs without a shell)"
             ) from None
-        self.label_names = list(labels) if labels else None
+        self.program_labels = list(labels) if labels else None  # the order the program writes probabilities in
+        self.label_names = list(output_labels or labels) if (output_labels or labels) else None
+        self.order = None  # program column of each output label
+        if output_labels and labels and list(output_labels) != list(labels):
+            if sorted(output_labels) != sorted(labels):
+                raise TeacherError(f"teacher labels {labels} are not the labels {output_labels}")
+            self.order = [list(labels).index(lab) for lab in output_labels]
         self.timeout = timeout
         self.unk_token = unk_token
 
     def describe(self) -> str:
-        """The command line: a changed command is another teacher (an edited script is not seen: rerun with --force)."""
-        return f"command:{self.command}"
+        """What the scores depend on: the command line, the content of the scripts it names (an edited
+        `my_teacher.py` is another teacher), its label order and its unknown token."""
+        from ..data.cache import file_digest
+
+        scripts = [file_digest(a) for a in self.argv[1:] if Path(a).suffix in SCRIPT_SUFFIXES and Path(a).is_file()]
+        return (
+            f"command:{self.command}"
+            + (f":scripts={','.join(scripts)}" if scripts else "")
+            + f":labels={self.program_labels}:out={self.label_names}:unk={self.unk_token}"
+        )
 
     def score(self, texts_a: list[str], texts_b: list[str] | None = None) -> TeacherScores:
         lines = texts_a if texts_b is None else [f"{a}\t{b}" for a, b in zip(texts_a, texts_b)]
@@ -133,4 +167,6 @@ class CommandTeacher(Teacher):
         arr = np.asarray(probs, dtype=np.float64) if probs else None
         if arr is not None and (arr.ndim != 2 or len({len(p) for p in probs}) != 1):
             raise TeacherError(f"teacher command '{self.command}' gave probability lists of different lengths")
+        if arr is not None and self.order is not None:
+            arr = arr[:, self.order]  # [N, C] in the output label order
         return TeacherScores(labels=labels, probs=arr)

@@ -199,6 +199,20 @@ def finetune(
 ) -> dict:
     """Fine-tune `cfg.model` on `train` with the one training loop, keep the best dev checkpoint, save it
     to `out_dir`. The teacher's side: its encoder, its loss (cross-entropy) and its dev accuracy."""
+    from ..lock import exclusive
+
+    with exclusive(Path(out_dir), "teacher fine-tuning"):
+        return _finetune(cfg, train, dev, out_dir, label_map, progress)
+
+
+def _finetune(
+    cfg: TeacherTrainConfig,
+    train: list[Example],
+    dev: list[Example],
+    out_dir: str | Path,
+    label_map: LabelMap,
+    progress: bool,
+) -> dict:
     from .bundled import BUNDLED, bundled_name, convert
 
     source = cfg.model
@@ -302,9 +316,18 @@ class HFTeacher(Teacher):
 
     @classmethod
     def load(
-        cls, cfg: TeacherTrainConfig, folder: Path, batch_size: int, precision: str, device: str = "auto"
+        cls,
+        cfg: TeacherTrainConfig,
+        folder: Path,
+        batch_size: int,
+        precision: str,
+        device: str = "auto",
+        labels: list[str] | None = None,
     ) -> "HFTeacher":
-        return cls(folder, batch_size=batch_size, device=device, precision=precision)
+        teacher = cls(folder, batch_size=batch_size, device=device, precision=precision)
+        if labels is not None and teacher.label_names != labels:
+            raise TeacherError(f"{folder}: the teacher's labels {teacher.label_names} are not the data's {labels}")
+        return teacher
 
     def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "auto", precision: str = "auto") -> None:
         from safetensors.torch import load_file

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import ConfigError
+from ..config import ConfigError, check_ranges
 from ..registry import unknown_name_message
 from .tokenize import TOKENIZERS, get_tokenizer
 from .vocab import Vocab
@@ -31,6 +31,8 @@ class FeatureConfig:
     vocab_min_freq: int = 1
     vocab_max_size: int = 50_000
 
+    RANGES = {"max_len": (1, None), "vocab_min_freq": (1, None), "vocab_max_size": (3, None)}
+
     def validate(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(unknown_name_message("tokenizer", self.tokenizer, TOKENIZERS.names()))
@@ -40,6 +42,7 @@ class FeatureConfig:
             raise ConfigError(f"ngrams lists n-gram orders of 2 or more, got {self.ngrams}")
         if self.ngrams and self.ngram_buckets < 2:
             raise ConfigError("ngram_buckets must be at least 2 when ngrams are used")
+        check_ranges(self)
 
 
 def hash_ngrams(ids: np.ndarray, lengths: np.ndarray, orders: list[int], buckets: int) -> np.ndarray:
