@@ -13,7 +13,7 @@ from datadistill.data import read_examples
 
 SLOW_TEACHER = """
 import sys, time
-time.sleep(0.15)
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0)  # slow enough to be killed mid-file
 for line in sys.stdin:
     t = line.rstrip("\\n")
     pos = any(w in t for w in ("很好", "不错", "满意", "喜欢", "干净", "舒服", "推荐", "划算", "漂亮", "热情"))
@@ -60,6 +60,7 @@ def test_label_writes_every_row_in_order_with_scores(setup):
 @pytest.mark.slow
 def test_killed_labelling_resumes_with_every_row_once_in_order(setup):
     tmp_path, data, cmd = setup
+    cmd = [f"{a} 0.15" if a.startswith(sys.executable) else a for a in cmd]  # a teacher that takes its time
     clean = tmp_path / "clean.1"
     assert main(cmd + ["--output", str(clean)]) == 0
     out = tmp_path / "part.1"

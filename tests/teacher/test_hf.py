@@ -32,67 +32,62 @@ def files(tmp_path_factory, sentiment_module, write_tsv_module):
     }
 
 
-@pytest.mark.parametrize("kind,pooling", [("bert", "cls"), ("ernie", "cls"), ("bert", "mean")])
-def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys, tiny_checkpoint, write_tsv):
+@pytest.fixture(scope="module", params=[("bert", "cls"), ("ernie", "cls"), ("bert", "mean")], ids=lambda p: "-".join(p))
+def teacher(request, files, tiny_checkpoint_module):
+    """A teacher fine-tuned through the CLI from a 2-layer BERT or ERNIE, with each pooling."""
+    kind, pooling = request.param
     tmp = files["tmp"] / f"{kind}-{pooling}"
-    ckpt = tiny_checkpoint(tmp / "base", kind)
+    ckpt = tiny_checkpoint_module(tmp / "base", kind)
     out = tmp / "teacher"
-    assert (
-        main(
-            [
-                "teacher",
-                "finetune",
-                "--model",
-                str(ckpt),
-                "--train",
-                str(files["train"]),
-                "--dev",
-                str(files["dev"]),
-                "--out",
-                str(out),
-                "--quiet",
-                "--set",
-                "epochs=6",
-                "--set",
-                "patience=5",
-                "--set",
-                "lr=2e-3",
-                "--set",
-                "batch_size=16",
-                "--set",
-                f"pooling={pooling}",
-                "--set",
-                "max_len=64",
-            ]
-        )
-        == 0
-    )
-    assert "best dev accuracy" in capsys.readouterr().err
-    meta = json.loads((out / "teacher.json").read_text())
-    assert meta["labels"] == ["0", "1"] and meta["pooling"] == pooling
-    teacher = HFTeacher(out)
-    dev = read_examples(files["dev"])
-    sc = teacher.score([e.text_a for e in dev])
+    settings = {"epochs": 6, "patience": 5, "lr": 2e-3, "batch_size": 16, "pooling": pooling, "max_len": 64}
+    argv = ["teacher", "finetune", "--model", str(ckpt), "--train", str(files["train"]), "--dev", str(files["dev"])]
+    argv += ["--out", str(out), "--quiet"] + [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    assert main(argv) == 0
+    return {"out": out, "tmp": tmp, "pooling": pooling, "dev": read_examples(files["dev"])}
+
+
+def test_fine_tuned_teacher_learns_the_task_and_saves_its_recipe(teacher):
+    meta = json.loads((teacher["out"] / "teacher.json").read_text())
+    assert meta["labels"] == ["0", "1"] and meta["pooling"] == teacher["pooling"]
+    dev = teacher["dev"]
+    sc = HFTeacher(teacher["out"]).score([e.text_a for e in dev])
     assert np.mean([p == e.label for p, e in zip(sc.labels, dev)]) >= 0.9
     assert np.allclose(sc.probs.sum(1), 1.0, atol=1e-5) and sc.logits.shape == (60, 2)
-    # reloading gives the same scores (save -> load round trip)
-    assert np.allclose(HFTeacher(out).logits([e.text_a for e in dev]), sc.logits, atol=1e-5)
-    # a copy of the folder is the same teacher (its score cache stays valid); changed weights are not
-    copied = HFTeacher(shutil.copytree(out, tmp / "copied"))
-    assert copied.describe() == teacher.describe()
-    with open(tmp / "copied" / "model.safetensors", "ab") as f:
+
+
+def test_reloading_a_teacher_gives_the_same_scores(teacher):
+    texts = [e.text_a for e in teacher["dev"]]
+    assert np.allclose(HFTeacher(teacher["out"]).logits(texts), HFTeacher(teacher["out"]).logits(texts), atol=1e-5)
+
+
+def test_a_copied_teacher_is_the_same_teacher_and_changed_weights_are_not(teacher):
+    """Identity by content: a copy keeps its score cache; other weights do not."""
+    out = teacher["out"]
+    copied = HFTeacher(shutil.copytree(out, teacher["tmp"] / "copied", dirs_exist_ok=True))
+    assert copied.describe() == HFTeacher(out).describe()
+    with open(teacher["tmp"] / "copied" / "model.safetensors", "ab") as f:
         f.write(b"\0")
-    assert copied.describe() != teacher.describe()
-    # bf16 (what 'auto' picks on a GPU or a CPU with native bf16): the same labels, close probabilities,
-    # and another identity, so fp32 and bf16 scores never share a cache
+    assert copied.describe() != HFTeacher(out).describe()  # describe() reads the files' bytes now
+
+
+def test_bf16_scores_agree_with_fp32_and_are_another_identity(teacher):
+    """bf16 is what 'auto' picks on a GPU or a CPU with native bf16: same labels, close probabilities,
+    and another identity, so fp32 and bf16 scores never share a cache."""
+    out, texts = teacher["out"], [e.text_a for e in teacher["dev"]]
     fp32, bf16 = HFTeacher(out, precision="fp32"), HFTeacher(out, precision="bf16")
-    sc32, sc16 = fp32.score([e.text_a for e in dev]), bf16.score([e.text_a for e in dev])
+    sc32, sc16 = fp32.score(texts), bf16.score(texts)
     assert np.mean(np.array(sc32.labels) == np.array(sc16.labels)) >= 0.95
     assert np.abs(sc32.probs - sc16.probs).max() < 0.05
     assert bf16.describe() == fp32.describe() + ":bf16"
     (out / score_cache_name("bf16")).write_text("# a cache\n")
     assert HFTeacher(out, precision="fp32").describe() == fp32.describe()  # caches are not model files
 
+
+@pytest.mark.slow
+def test_teacher_predict_and_label_through_the_cli(teacher, write_tsv):
+    out, tmp, dev = teacher["out"], teacher["tmp"], teacher["dev"]
+    teacher = HFTeacher(out)
+    sc = teacher.score([e.text_a for e in dev])
     # the seed's classic mode: stdin text -> text<TAB>label<TAB>probabilities
     texts = [e.text_a for e in dev[:4]]
     r = subprocess.run(
@@ -106,6 +101,15 @@ def test_finetune_predict_label_through_the_cli(files, kind, pooling, capsys, ti
     lines = [line.split("\t") for line in r.stdout.strip().split("\n")]
     assert [(x[0], x[1]) for x in lines] == list(zip(texts, sc.labels[:4]))
     assert np.allclose([[float(v) for v in x[2].split()] for x in lines], sc.probs[:4], atol=1e-5)
+    # one answer per input line: a blank line is answered by a blank line
+    r = subprocess.run(
+        [sys.executable, "-m", "datadistill.cli", "teacher", "predict", "--model", str(out)],
+        input=f"{texts[0]}\n\n{texts[1]}\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+    )
+    assert r.returncode == 0 and r.stdout.split("\n")[1] == "" and len(r.stdout.split("\n")) == 4
 
     aug_texts = [texts[0][:3] + "[UNK]" + texts[0][4:], texts[1]]
     aug = write_tsv(tmp / "aug.tsv", [(t,) for t in aug_texts], header=("text_a",))
