@@ -15,6 +15,7 @@ import sys
 import time
 
 logger = logging.getLogger("datadistill")
+PROGRESS_EVERY = 60.0  # seconds between progress log lines when there is no bar
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -78,11 +79,12 @@ class Progress:
         unit: str,
         bar: bool,
         initial: int = 0,
-        every: float = 60.0,
+        every: float | None = None,
         log: logging.Logger | None = None,
         total_is_estimate: bool = False,
     ) -> None:
-        self.total, self.desc, self.unit, self.every = total, desc, unit, every
+        self.total, self.desc, self.unit = total, desc, unit
+        self.every = PROGRESS_EVERY if every is None else every
         self.done, self.start_done = initial, initial
         self.log = log or logger
         self.estimate = total_is_estimate
