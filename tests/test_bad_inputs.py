@@ -236,6 +236,11 @@ def world(tmp_path_factory, sentiment_module, write_tsv_module, student_config_m
     conf = json.loads((w["broken_model"] / "config.json").read_text())
     conf["model"]["emb_dim"] = -3
     (w["broken_model"] / "config.json").write_text(json.dumps(conf))
+    w["edited_arch"] = tmp / "edited_arch"
+    shutil.copytree(w["model"], w["edited_arch"])
+    conf = json.loads((w["edited_arch"] / "config.json").read_text())
+    conf["arch"] = "bowz"
+    (w["edited_arch"] / "config.json").write_text(json.dumps(conf))
     teacher = tmp / "teacher.py"
     teacher.write_text("import sys\nfor line in sys.stdin:\n    print('1\\t0.2 0.8')\n")
     w["teacher"] = f"{sys.executable} {teacher}"
@@ -305,3 +310,26 @@ def test_predict_answers_every_line_blank_ones_with_a_blank_line(world):
     table.write_text("label\ttext_a\n1\t很好\n0\t很差\n", encoding="utf-8")
     r = _cli("predict", "--model", str(world["model"]), "--input", str(table))
     assert r.returncode == 0 and len(r.stdout.decode().splitlines()) == 2  # the header is not predicted
+
+
+def test_eval_json_into_a_missing_folder_creates_it(world, capsys):
+    out = world["tmp"] / "new" / "folder" / "m.json"
+    assert main(["eval", "--model", str(world["model"]), "--data", str(world["dev"]), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n"] == 20
+
+
+def test_outputs_get_the_umask_mode_not_0600(world, tmp_path):
+    """Another user or a service account can read a model folder, as with any file the user writes."""
+    import os
+
+    from datadistill import train_student
+
+    old = os.umask(0o022)
+    try:
+        cfg = json.loads(Path(world["cfg"]).read_text())
+        cfg["output"] = str(tmp_path / "m")
+        train_student(cfg)
+    finally:
+        os.umask(old)
+    for f in (tmp_path / "m").iterdir():
+        assert f.stat().st_mode & 0o777 == 0o644, f

@@ -81,6 +81,8 @@ def test_killed_labelling_resumes_with_every_row_once_in_order(setup):
     r = subprocess.run(argv, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert f"resuming {out}: {done} rows already labelled" in r.stderr
+    counts = eval(r.stderr.split("labels ")[-1].split(";")[0])  # the summary counts every row, resumed ones too
+    assert sum(counts.values()) == 300
     assert out.read_bytes() == clean.read_bytes()
 
 

@@ -39,7 +39,7 @@ def save_model(
     command: str | None = None,
 ) -> Path:
     """Write the folder (each file atomically, so a crash never leaves a half-written one)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from .data.io import atomic_write
 
@@ -60,9 +60,8 @@ def save_model(
     with atomic_write(folder / "labels.json") as f:
         f.write(json.dumps(label_map.to_dict(), ensure_ascii=False, indent=1) + "\n")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / ".model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"arch": model.arch})
-    tmp.replace(folder / "model.safetensors")
+    with atomic_write(folder / "model.safetensors", "wb") as f:
+        f.write(save(state, metadata={"arch": model.arch}))
     if metrics is not None:
         with atomic_write(folder / "metrics.json") as f:
             f.write(json.dumps(metrics, ensure_ascii=False, indent=1) + "\n")

@@ -297,6 +297,13 @@ def check_output(path: str | Path, what: str = "output") -> Path:
     return path
 
 
+def give_default_mode(folder: str | Path) -> None:
+    """Files that libraries wrote 0600 (safetensors does) get the mode `open()` would give them."""
+    for f in Path(folder).iterdir():
+        if f.is_file():
+            os.chmod(f, 0o666 & ~_umask())
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -22,7 +22,7 @@ from ..batching import in_length_order, softmax
 from ..checkpoint import remove_checkpoint, run_id
 from ..config import ConfigError, check_ranges, to_dict
 from ..data.cache import model_digest
-from ..data.io import Example
+from ..data.io import Example, give_default_mode
 from ..data.labels import LabelMap
 from ..log import logger
 from ..train import check_device, fit, resolve_device
@@ -304,6 +304,7 @@ def save_teacher(
         "base_model": cfg.model,
     }
     (out / TEACHER_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    give_default_mode(out)  # safetensors writes 0600: a service account must read the teacher too
 
 
 @register_teacher("hf")
