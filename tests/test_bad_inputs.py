@@ -76,8 +76,8 @@ CASES = [
     Case("negative max_steps", TRAIN + ["--set", "train.max_steps=-1"], 2, "max_steps must be at least 0"),
     Case("negative weight decay", TRAIN + ["--set", "train.weight_decay=-1"], 2, "weight_decay must be at least 0"),
     Case("lr NaN", TRAIN + ["--set", "train.lr=NaN"], 2, "train.lr: expected a finite number, got nan"),
-    Case("emb_dim 0", TRAIN + ["--set", "student.model.emb_dim=0"], 2, "emb_dim must be at least 1, got 0"),
-    Case("emb_dim -3", TRAIN + ["--set", "student.model.emb_dim=-3"], 2, "emb_dim must be at least 1, got -3"),
+    Case("emb_dim 0", TRAIN + ["--set", "student.model.emb_dim=0"], 2, "emb_dim must be in [1, 65536], got 0"),
+    Case("emb_dim -3", TRAIN + ["--set", "student.model.emb_dim=-3"], 2, "emb_dim must be in [1, 65536], got -3"),
     Case("dropout 5", TRAIN + ["--set", "student.model.dropout=5"], 2, "dropout must be in [0, 1), got 5.0"),
     Case("device gpu9", TRAIN + ["--set", "train.device=gpu9"], 2, "device must be auto, cpu, cuda or cuda:N"),
     Case(
@@ -192,6 +192,90 @@ CASES = [
         absent=["{tmp}/p1"],
     ),
     Case("empty --steps", ["run", "{pipe}", "--steps", ""], 2, "--steps is empty"),
+    # what a second hostile review found
+    Case(
+        "eval --json over the data",
+        ["eval", "--model", "{model}", "--data", "{dev}", "--json", "{dev}"],
+        2,
+        "is the evaluated data or a file of the model",
+        unchanged=["{dev}"],
+    ),
+    Case(
+        "eval --json over the model",
+        ["eval", "--model", "{model}", "--data", "{dev}", "--json", "{model}/config.json"],
+        2,
+        "is the evaluated data or a file of the model",
+        unchanged=["{model}/config.json"],
+    ),
+    Case(
+        "label over its input",
+        ["label", "--teacher-cmd", "{teacher}", "--input", "{texts}", "--output", "{texts}"],
+        2,
+        "is the input file; labelling would overwrite it",
+        unchanged=["{texts}"],
+    ),
+    Case(
+        "--cache naming a data file",
+        ["label", "--teacher-cmd", "{teacher}", "--input", "{texts}", "--output", "{tmp}/p2", "--cache", "{train}"],
+        2,
+        "train.tsv: is not a score cache",
+        unchanged=["{train}"],
+        absent=["{tmp}/p2"],
+    ),
+    Case("empty output", TRAIN + ["--set", "output="], 2, "output must not be empty"),
+    Case("empty work folder", ["run", "{pipe}", "--set", "work="], 2, "work must not be empty"),
+    Case(
+        "output a folder of other files",
+        TRAIN + ["--set", "output={tmp}"],
+        2,
+        "holds files that are not a datadistill model",
+    ),
+    Case("negative seed", TRAIN + ["--set", "train.seed=-1"], 2, "seed must be in [0, 4294967295], got -1"),
+    Case(
+        "augment negative seed",
+        ["augment", "--input", "{train}", "--output", "{tmp}/a2.tsv", "--seed", "-1"],
+        2,
+        "seed must be in [0, 4294967295]",
+    ),
+    Case(
+        "huge n-gram table",
+        TRAIN + ["--set", "student.features.ngram_buckets=1000000000000"],
+        2,
+        "ngram_buckets must be in [0, 100000000]",
+    ),
+    Case(
+        "huge n_iter",
+        ["augment", "--input", "{train}", "--output", "{tmp}/a3.tsv", "--n-iter", "100000000000"],
+        2,
+        "n_iter must be in [1, 10000]",
+    ),
+    Case(
+        "timeout nan",
+        ["label", "--teacher-cmd", "{teacher}", "--input", "{texts}", "--output", "{tmp}/p3", "--timeout", "nan"],
+        2,
+        "must be a finite number of seconds above 0",
+    ),
+    Case(
+        "null label in JSON Lines",
+        ["eval", "--model", "{model}", "--data", "{null_label}"],
+        2,
+        "null_label.jsonl, line 1: empty label (null)",
+    ),
+    Case("a null student", ["run", "{pipe}", "--set", "students.bow=null"], 2, "students.bow: expected an object"),
+    Case("a null distill section", ["run", "{pipe}", "--set", "distill=null"], 2, "distill: expected an object"),
+    Case(
+        "duplicate labels for an external teacher",
+        ["label", "--teacher-cmd", "{teacher}", "--labels", "1,1", "--input", "{texts}", "--output", "{tmp}/p4"],
+        2,
+        "each label must be a name, and only once",
+    ),
+    Case(
+        "duplicate header column",
+        ["eval", "--model", "{model}", "--data", "{dup_header}"],
+        2,
+        "dup_header.tsv, line 1: duplicate column 'label'",
+    ),
+    Case("too many shards", ["run", "{pipe}", "--set", "shards=100000"], 2, "shards must be in [0, 10000]"),
     Case(
         "a student named like a baseline",
         ["run", "{pipe}", "--set", 'students={{"x_base": {{}}}}'],
@@ -236,6 +320,10 @@ def world(tmp_path_factory, sentiment_module, write_tsv_module, student_config_m
     conf = json.loads((w["broken_model"] / "config.json").read_text())
     conf["model"]["emb_dim"] = -3
     (w["broken_model"] / "config.json").write_text(json.dumps(conf))
+    w["null_label"] = tmp / "null_label.jsonl"
+    w["null_label"].write_text(json.dumps({"label": None, "text_a": "很好"}) + "\n")
+    w["dup_header"] = tmp / "dup_header.tsv"
+    w["dup_header"].write_text("label\tlabel\ttext_a\n1\t0\t很好\n", encoding="utf-8")
     w["edited_arch"] = tmp / "edited_arch"
     shutil.copytree(w["model"], w["edited_arch"])
     conf = json.loads((w["edited_arch"] / "config.json").read_text())

@@ -39,6 +39,8 @@ def test_a_second_writer_is_refused_naming_the_holder_and_the_lock_file(tmp_path
         pass
     assert f"another datadistill process (PID {p.pid}) is writing it" in str(e.value)
     assert str(tmp_path / ".part.1.lock") in str(e.value)
+    with pytest.raises(LockedError, match=f"PID {p.pid}"), exclusive(out):  # a refused try leaves the PID there
+        pass
     p.kill()
     p.wait()
     with exclusive(out):  # the kernel dropped the dead holder's lock

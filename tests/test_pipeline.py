@@ -342,7 +342,9 @@ def test_shards_are_equal_and_hold_every_row(tmp_path, sentiment, write_tsv):
     p1.write_text(
         "label\ttext_a\tprobs\tlogits\n" + "".join(f"1\t文本{i}\t0.1 0.9\t\n" for i in range(10)), encoding="utf-8"
     )
-    paths = write_shards([p0, p1], tmp_path / "shards", 4)
+    assert len(write_shards([p0, p1], tmp_path / "shards", 9)) == 9
+    paths = write_shards([p0, p1], tmp_path / "shards", 4)  # a new N replaces the old shards
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == sorted(p.name for p in paths)
     rows = [read_examples(p) for p in paths]
     assert sorted(len(r) for r in rows) == [4, 4, 4, 5]
     assert sorted(e.text_a for r in rows for e in r) == sorted(

@@ -26,7 +26,7 @@ from multiprocessing import get_context
 from pathlib import Path
 import numpy as np
 
-from .config import ConfigError
+from .config import ConfigError, check_ranges
 from .data.io import Example, ExampleReader, ExampleWriter, atomic_write, check_output
 from .errors import DataError
 from .log import Progress, logger
@@ -51,6 +51,8 @@ class AugmentConfig:
     tokenizer: str = "jieba"
     workers: int = 1  # processes for POS tagging (the slow part)
 
+    RANGES = {"n_iter": (1, 10_000), "seed": (0, 2**32 - 1)}
+
     def validate(self) -> None:
         for name in ("p_unk", "p_pos", "p_ng"):
             p = getattr(self, name)
@@ -58,8 +60,7 @@ class AugmentConfig:
                 raise ConfigError(f"{name} must be between 0 and 1, got {p}")
         if self.p_unk + self.p_pos > 1.0:
             raise ConfigError(f"p_unk + p_pos must be at most 1 (one draw per token), got {self.p_unk + self.p_pos}")
-        if self.n_iter < 1:
-            raise ConfigError(f"n_iter must be at least 1, got {self.n_iter}")
+        check_ranges(self)
         if self.ngram_max is not None and self.ngram_max < 1:
             raise ConfigError(f"ngram_max must be at least 1 or null, got {self.ngram_max}")
         if self.workers < 1:
@@ -273,7 +274,9 @@ def augment_file(
 ) -> AugmentStats:
     """Read labelled (or plain) texts from `input_path` and write augmented unlabelled texts."""
     reader = ExampleReader(input_path, require_label=False, label_column=label_column, skip_bad_lines=skip_bad_lines)
-    if Path(output_path).resolve() == Path(input_path).resolve():
+    from .datasets import resolve
+
+    if Path(output_path).resolve() == resolve(input_path).resolve():
         raise DataError(f"{output_path}: is the input file; augmentation would overwrite it (choose another --output)")
     from .lock import exclusive
 

@@ -30,6 +30,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text}")
+    return value
+
+
 def _common() -> argparse.ArgumentParser:
     """-v / -q for every command."""
     p = argparse.ArgumentParser(add_help=False)
@@ -148,6 +161,14 @@ def _run_eval(args) -> None:
     from .evaluate import format_metrics
     from .student import dump_json, evaluate_folder
 
+    from pathlib import Path
+
+    from .datasets import resolve
+
+    if args.json:
+        out = Path(args.json).resolve()
+        if out == resolve(args.data).resolve() or out.parent == Path(args.model).resolve():
+            raise DataError(f"{args.json}: is the evaluated data or a file of the model; --json names a new file")
     m = evaluate_folder(args.model, args.data, args.label_column)
     print(format_metrics(m))
     if args.json:
@@ -349,7 +370,7 @@ def _add_label(sub) -> None:
         help="a --model teacher's precision: auto = bf16 on a GPU that has it or on a CPU with native "
         "bf16 (AVX512-BF16/AMX, ~2x faster; same hard labels, probabilities within ~0.02), else fp32",
     )
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds a teacher call may take (default 600)")
+    p.add_argument("--timeout", type=_seconds, default=600.0, help="seconds a teacher call may take (default 600)")
     p.add_argument(
         "--unk-token",
         default="[UNK]",
@@ -373,6 +394,11 @@ def _run_label(args) -> None:
         from .teacher.hf import HFTeacher
 
         teacher = HFTeacher(args.model, batch_size=args.batch_size, precision=args.precision)
+        if args.labels and args.labels.split(",") != teacher.label_names:
+            raise ConfigError(
+                f"--labels {args.labels}: the teacher in {args.model} has labels "
+                f"{','.join(teacher.label_names)} (its teacher.json); leave --labels out"
+            )
     else:
         teacher = CommandTeacher(
             args.teacher_cmd,
@@ -397,10 +423,18 @@ def _add_run(sub) -> None:
     p = sub.add_parser(
         "run",
         parents=[_common()],
-        help="the whole distillation from one JSON config: teacher -> augment -> label -> "
-        "students -> report (finished steps are skipped)",
+        help="the whole distillation: teacher -> augment -> label -> students -> report (finished steps are skipped)",
+        description="Run the pipeline from a JSON config, or on your own files with no config: "
+        "datadistill run --train T --dev D --test E [--unlabelled U ...]. Unset settings take the measured best "
+        "defaults; --print-config shows the full effective config, ready to save and edit.",
     )
-    p.add_argument("config", help="pipeline JSON config (see examples/pipeline_*.json)")
+    p.add_argument("config", nargs="?", help="pipeline JSON config (see examples/); optional with --train/--dev/--test")
+    p.add_argument("--train", help="labelled training file (TSV/JSONL, or a built-in name such as chnsenticorp:train)")
+    p.add_argument("--dev", help="labelled file to select models on")
+    p.add_argument("--test", help="labelled file the report measures on")
+    p.add_argument("--unlabelled", nargs="+", metavar="FILE", help="your in-domain unlabelled texts (optional)")
+    p.add_argument("--students", help="comma-separated student architectures (default with no config: bow,cnn)")
+    p.add_argument("--work", help="work folder (default with no config: work/run)")
     p.add_argument(
         "--steps",
         help=f"comma-separated steps to run (default all: {','.join(('teacher', 'augment', 'label', 'students', 'report'))})",
@@ -413,14 +447,50 @@ def _add_run(sub) -> None:
         help="override a config key, e.g. --set train.lr=1e-3",
     )
     p.add_argument("--force", action="store_true", help="run the chosen steps even if up to date")
+    p.add_argument("--print-config", action="store_true", help="print the full effective config as JSON and stop")
     p.set_defaults(func=_run_pipeline)
 
 
 def _run_pipeline(args) -> None:
-    from .pipeline import Pipeline, load_config
+    import json
 
-    cfg = load_config(args.config, args.set)
+    from .pipeline import Pipeline, config_from_args
+
+    cfg = config_from_args(
+        args.config,
+        args.set,
+        train=args.train,
+        dev=args.dev,
+        test=args.test,
+        unlabelled=args.unlabelled,
+        students=args.students,
+        work=args.work,
+    )
+    if args.print_config:
+        from .config import to_dict
+
+        print(json.dumps(to_dict(cfg), ensure_ascii=False, indent=1))
+        return
     Pipeline(cfg, progress=_bars(args)).run(args.steps.split(",") if args.steps is not None else None, force=args.force)
+
+
+def _add_datasets(sub) -> None:
+    p = sub.add_parser(
+        "datasets", parents=[_common()], help="list the built-in data sets (names to use wherever a file goes)"
+    )
+    p.set_defaults(func=_run_datasets)
+
+
+def _run_datasets(args) -> None:
+    from .datasets import listing
+
+    rows = listing()
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'name':<{width}}  {'rows':>6}  what")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['rows']:>6,}  {r['what']}")
+    for source in dict.fromkeys(r["source"] for r in rows):
+        print(f"source: {source}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"datadistill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
+    _add_datasets(sub)
     _add_augment(sub)
     _add_teacher(sub)
     _add_label(sub)
@@ -456,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
         sys.stdout.flush()
     except (DataError, ConfigError, ModelFolderError, TeacherError) as e:
-        print(f"datadistill {args.command}: error: {e}", file=sys.stderr)
+        print(f"datadistill {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except BrokenPipeError:  # the reader went away (`| head -1`): stop quietly, as Unix tools do
         import os

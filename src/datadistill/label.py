@@ -32,6 +32,7 @@ import numpy as np
 from .batching import in_length_order
 from .data.cache import ScoreCache, file_digest
 from .data.io import Example, ExampleReader, ExampleWriter, check_output
+from .errors import DataError
 from .lock import exclusive
 from .log import Progress, logger
 from .teacher.base import Teacher, TeacherError
@@ -133,8 +134,16 @@ def label_file(
     Without a progress bar (`progress=False`, e.g. a job writing to a log file) a line with the rows
     done, the scoring rate and the time left is logged at most every `log_every` seconds.
     """
-    input_path, output_path = Path(input_path), Path(output_path)
+    from .datasets import resolve
+
+    input_path, output_path = resolve(input_path), Path(output_path)
     check_output(output_path, "labelled output (--output)")
+    if output_path.resolve() == input_path.resolve():
+        raise DataError(f"{output_path}: is the input file; labelling would overwrite it (choose another --output)")
+    if cache and Path(cache).is_file() and Path(cache).stat().st_size:
+        with open(cache, "rb") as f:
+            if not f.read(13).startswith(b'# {"teacher":'):
+                raise DataError(f"{cache}: is not a score cache (it would be overwritten); name a new file for --cache")
     with contextlib.ExitStack() as locks:
         locks.enter_context(exclusive(output_path, "labelling"))
         if cache:

@@ -44,17 +44,18 @@ def exclusive(target: str | Path, what: str = "") -> Iterator[Path]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise LockedError(
-                f"{target}: another datadistill process (PID {holder}) is writing it"
-                f"{f' ({what})' if what else ''}; lock file {lock_path}. Wait for it to finish or "
-                f"stop it; two writers would corrupt it"
-            ) from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)  # not ours: leave the holder's PID in the file
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        raise LockedError(
+            f"{target}: another datadistill process (PID {holder}) is writing it"
+            f"{f' ({what})' if what else ''}; lock file {lock_path}. Wait for it to finish or "
+            f"stop it; two writers would corrupt it"
+        ) from None
+    try:
         old = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
         if old.isdigit() and int(old) != os.getpid() and not _pid_alive(int(old)):
             log.info(f"taking over {lock_path}: its process {old} is gone")

@@ -27,6 +27,7 @@ from .augment import AugmentConfig, augment_file
 from .config import ConfigError, apply_overrides, check_ranges, from_dict, load_json, to_dict
 from .data.cache import content_digest, digest, score_cache_name
 from .data.io import ExampleReader, ExampleWriter, atomic_write, read_splits
+from .datasets import resolve as resolve_data
 from .errors import StaleInputError
 from .layout import Layout
 from .lock import exclusive
@@ -51,7 +52,7 @@ class PipelineData:
     max_label_rows: int | None = None  # label at most this many rows (quick settings)
     seed: int = 1
 
-    RANGES = {"unlabelled_ratio": (0, None, "open"), "max_label_rows": (1, None)}
+    RANGES = {"unlabelled_ratio": (0, None, "open"), "max_label_rows": (1, None), "seed": (0, 2**32 - 1)}
 
     def validate(self) -> None:
         for name in ("train", "dev", "test"):
@@ -85,14 +86,17 @@ class RunConfig:
     label: LabelConfig = field(default_factory=LabelConfig)
     students: dict[str, StudentConfig] = field(default_factory=dict)  # name -> student; e.g. {"bow": {...}}
     train: TrainConfig = field(default_factory=TrainConfig)  # student training, baseline and distilled
-    distill: dict = field(default_factory=dict)  # train keys that differ when distilling
+    # train keys that differ when distilling; default: the main demo's measured setting (README)
+    distill: dict = field(default_factory=lambda: {"loss": "kl", "epochs": 6})
     shards: int = 0  # also write part.0+part.1 as N equal shards
     teacher_dir: str = ""  # where the teacher lives (default WORK/teacher); runs naming the same folder and the
     # same teacher section share one fine-tuning (its step record is kept in the folder)
 
-    RANGES = {"shards": (0, None)}
+    RANGES = {"shards": (0, 10_000)}
 
     def validate(self) -> None:
+        if not self.work.strip():
+            raise ConfigError("work must not be empty: it names the work folder, e.g. work/run")
         if not self.students:
             raise ConfigError('students is empty: name at least one, e.g. {"bow": {"arch": "bow"}}')
         for name in self.students:
@@ -107,17 +111,54 @@ class RunConfig:
         from_dict(TrainConfig, {**to_dict(self.train), **self.distill}, "distill")
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    raw = apply_overrides(load_json(path), list(overrides))
+def load_config(path: str | Path | dict, overrides: list[str] = (), where: str | None = None) -> RunConfig:
+    """A run config from a JSON file (or an already-read dict) with `--set` overrides, validated."""
+    raw = apply_overrides(dict(path) if isinstance(path, dict) else load_json(path), list(overrides))
+    path = where or path
     students = raw.get("students")
     if isinstance(students, dict):  # dict of dataclasses: coerce each value
-        raw["students"] = {
-            k: from_dict(StudentConfig, v, f"{path}.students.{k}") if isinstance(v, dict) else v
-            for k, v in students.items()
-        }
+        for k, v in students.items():
+            if not isinstance(v, dict):
+                raise ConfigError(f'{path}.students.{k}: expected an object such as {{"arch": "bow"}}, got {v!r}')
+        raw["students"] = {k: from_dict(StudentConfig, v, f"{path}.students.{k}") for k, v in students.items()}
     if "teacher" in raw:
         raw["teacher"] = teacher_config(raw["teacher"], f"{path}.teacher")
     return from_dict(RunConfig, raw, str(path))
+
+
+def config_from_args(
+    path: str | Path | None,
+    overrides: list[str] = (),
+    *,
+    train: str | None = None,
+    dev: str | None = None,
+    test: str | None = None,
+    unlabelled: list[str] | None = None,
+    students: str | None = None,
+    work: str | None = None,
+) -> RunConfig:
+    """A run config from a JSON file, or from defaults when there is none, with the command line's
+    files and `--set` overrides on top (the flags win over the file)."""
+    raw = load_json(path) if path else {}
+    where = str(path) if path else "command line"
+    if not path and not (train and dev and test):
+        raise ConfigError(
+            "give a config file, or --train, --dev and --test (e.g. datadistill run --train "
+            "chnsenticorp:train_500 --dev chnsenticorp:dev --test chnsenticorp:test)"
+        )
+    data = raw.setdefault("data", {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}.data: expected an object, got {data!r}")
+    for key, value in (("train", train), ("dev", dev), ("test", test), ("unlabelled", unlabelled)):
+        if value:
+            data[key] = value
+    if work:
+        raw["work"] = work
+    if students:
+        raw["students"] = {name: {"arch": name} for name in students.split(",") if name}
+    elif not path:
+        raw["students"] = {"bow": {"arch": "bow"}, "cnn": {"arch": "cnn"}}
+    return load_config(raw, overrides, where=where)
 
 
 def teacher_config(section: Any, where: str = "teacher"):
@@ -363,7 +404,7 @@ def _run_label(p: Pipeline) -> None:
 
     lay, lc = p.layout, p.cfg.label
     lay.part0.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(p.cfg.data.train, lay.part0)  # same bytes: baselines stay up to date
+    shutil.copy2(resolve_data(p.cfg.data.train), lay.part0)  # same bytes: baselines stay up to date
     src = _write_label_input(p)
     teacher = p.load_teacher(lc.batch_size, lc.precision)
     if hasattr(teacher, "device"):
@@ -499,7 +540,11 @@ def write_shards(parts: list[Path], out_dir: Path, n: int, seed: int = 1) -> lis
     part.0 rows get empty probs/logits columns so every shard has one format."""
     header1 = Path(parts[1]).read_text(encoding="utf-8").split("\n", 1)[0].split("\t")
     rows = [ex for part in parts for ex in ExampleReader(part)]
+    if n > len(rows):
+        raise ConfigError(f"shards: {n} shards for {len(rows)} rows; at most one shard per row")
     random.Random(seed).shuffle(rows)
+    if out_dir.exists():  # shards of an earlier run (another N) must not stay beside the new ones
+        shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):

@@ -63,6 +63,14 @@ class StudentConfig:
     model: dict = field(default_factory=dict)  # the architecture's own hyper-parameters
     pretokenized: bool = False  # use a file's tokens_a column instead of re-tokenizing
 
+    def __post_init__(self) -> None:
+        """Features left unset take the architecture's measured best (Student.default_features)."""
+        if self.arch in STUDENTS:
+            cls, _ = STUDENTS.get(self.arch)
+            for key, value in cls.default_features.items():
+                if getattr(self.features, key) is None:
+                    setattr(self.features, key, list(value) if isinstance(value, list) else value)
+
     def validate(self) -> None:
         if self.arch not in STUDENTS:
             raise ConfigError(unknown_name_message("student", self.arch, STUDENTS.names()))
@@ -81,6 +89,10 @@ class StudentRunConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: str = "work/student/model"
+
+    def validate(self) -> None:
+        if not self.output.strip():
+            raise ConfigError("output must not be empty: it names the model folder to write")
 
 
 def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> StudentRunConfig:
@@ -277,6 +289,20 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"output: {out} lies under {parent}, which is a file")
+    if out.is_dir():  # a model folder may be written again; a folder of other files is not ours to fill
+        from .modelio import REQUIRED
+
+        foreign = sorted(
+            f.name for f in out.iterdir() if not f.name.startswith(".") and f.name not in (*REQUIRED, "metrics.json")
+        )
+        if foreign or (
+            (out / "config.json").is_file()
+            and "datadistill_version" not in (out / "config.json").read_text(encoding="utf-8", errors="replace")
+        ):
+            raise ConfigError(
+                f"output: {out} holds files that are not a datadistill model "
+                f"({', '.join(foreign[:3]) or 'config.json'}); choose a new or empty folder"
+            )
     with exclusive(out, "student training"):
         return _train_student(cfg, progress, command)
 

@@ -46,9 +46,9 @@ class LoopConfig(Protocol):
 class TrainConfig:
     """A student's training settings (the teacher's are `TeacherTrainConfig`)."""
 
-    epochs: int = 10
+    epochs: int = 8
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.01
     warmup: float = 0.05  # share of all steps spent warming up the learning rate
     schedule: str = "linear"  # linear (decay to 0) or constant after warm-up
@@ -66,6 +66,7 @@ class TrainConfig:
     checkpoint: bool = True  # save the training state at each evaluation so a killed run resumes
 
     RANGES = {
+        "seed": (0, 2**32 - 1),
         "epochs": (1, None),
         "batch_size": (1, None),
         "eval_batch_size": (1, None),

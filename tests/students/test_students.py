@@ -19,7 +19,7 @@ SMALL = {
 
 def featurizer(ngrams=(2,)):
     vocab = Vocab.build([list("酒店很好服务差")])
-    return Featurizer(FeatureConfig(tokenizer="char", ngrams=list(ngrams), ngram_buckets=97), vocab)
+    return Featurizer(FeatureConfig(tokenizer="char", max_len=256, ngrams=list(ngrams), ngram_buckets=97), vocab)
 
 
 @pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])

@@ -19,7 +19,9 @@ _DIGESTS: dict[tuple[str, int, int], str] = {}
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes (16 hex digits), memoised per (path, size, mtime): a file copied again with
     the same bytes (a fresh clone, a re-provisioned data folder) is the same input. Reads ~1 GB/s."""
-    p = Path(path)
+    from ..datasets import resolve
+
+    p = resolve(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _DIGESTS:
@@ -33,7 +35,9 @@ def file_digest(path: str | Path) -> str:
 
 def content_digest(path: str | Path) -> str:
     """A file's digest, a folder's `model_digest`, or "missing"."""
-    p = Path(path)
+    from ..datasets import resolve
+
+    p = resolve(path)
     if p.is_dir():
         return model_digest(p)
     return file_digest(p) if p.exists() else "missing"

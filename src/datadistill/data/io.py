@@ -83,8 +83,10 @@ class ExampleReader:
         label_map: LabelMap | None = None,
         skip_bad_lines: bool = False,
     ) -> None:
-        self.path = Path(path)
-        self.fmt = fmt or detect_format(path)
+        from ..datasets import resolve
+
+        self.path = resolve(path)  # a built-in name such as chnsenticorp:train, or a path
+        self.fmt = fmt or detect_format(self.path)
         if self.fmt not in ("tsv", "jsonl", "text"):
             raise DataError(f"{self.path}: unknown format '{self.fmt}' (use tsv, jsonl or text)")
         self.label_column = label_column
@@ -169,6 +171,9 @@ class ExampleReader:
             raise DataError(f"{self.path}, line {n}: {problem}")
         cols = header.split("\t")
         index = {c.strip(): i for i, c in enumerate(cols)}
+        if len(index) != len(cols):
+            dup = next(c.strip() for i, c in enumerate(cols) if index[c.strip()] != i)
+            raise DataError(f"{self.path}, line 1: duplicate column '{dup}' (header has: {', '.join(cols)})")
         need = ["text_a"] + ([self.label_column] if self.require_label else [])
         missing = [c for c in need if c not in index]
         if missing:
@@ -239,6 +244,8 @@ class ExampleReader:
                     ex.text_b = self._check_text(n, "text_b", str(obj["text_b"]))
                 if obj.get(self.label_column) is not None:
                     ex.label = self._check_label(n, str(obj[self.label_column]))
+                elif self.require_label:
+                    self._bad(n, f"empty {self.label_column} (null)")
                 for key in ("tokens_a", "tokens_b"):
                     if obj.get(key) is not None:
                         v = obj[key]

@@ -46,6 +46,8 @@ class Student(nn.Module, abc.ABC):
     # Sequence students read hashed bigrams aligned to positions (bigram t = tokens t, t+1), so they
     # accept features.ngrams == [2] only; bag students accept any orders.
     positional_ngrams = False
+    # features used when a config leaves them unset: the settings measured best (bench/RESULTS.md)
+    default_features: dict = {"max_len": 256, "ngrams": [2]}
 
     def __init__(self, cfg: Any, dims: Dims) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ class BowConfig:
     hidden: int = 0  # 0: no hidden layer (a linear model on the embedding mean, as fastText)
     dropout: float = 0.2
 
-    RANGES = {"emb_dim": (1, None), "hidden": (0, None), "dropout": (0, 1, "right-open")}
+    RANGES = {"emb_dim": (1, 65_536), "hidden": (0, 65_536), "dropout": (0, 1, "right-open")}
 
     def validate(self) -> None:
         check_ranges(self)
@@ -26,6 +26,8 @@ class BowConfig:
 
 @register_student("bow", BowConfig)
 class BOW(Student):
+    default_features = {"max_len": 512, "ngrams": [2, 3]}  # hashed char bigrams and trigrams (fastText-style)
+
     def __init__(self, cfg: BowConfig, dims: Dims) -> None:
         super().__init__(cfg, dims)
         self.tok = nn.EmbeddingBag(dims.vocab_size, cfg.emb_dim, mode="sum", padding_idx=0)

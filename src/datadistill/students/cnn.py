@@ -19,7 +19,7 @@ class CnnConfig:
     widths: list[int] = field(default_factory=lambda: [2, 3])
     dropout: float = 0.3
 
-    RANGES = {"emb_dim": (1, None), "filters": (1, None), "dropout": (0, 1, "right-open")}
+    RANGES = {"emb_dim": (1, 65_536), "filters": (1, 65_536), "dropout": (0, 1, "right-open")}
 
     def validate(self) -> None:
         check_ranges(self)

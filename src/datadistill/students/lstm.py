@@ -19,7 +19,7 @@ class LstmConfig:
     layers: int = 1
     dropout: float = 0.3
 
-    RANGES = {"emb_dim": (1, None), "hidden": (1, None), "layers": (1, None), "dropout": (0, 1, "right-open")}
+    RANGES = {"emb_dim": (1, 65_536), "hidden": (1, 65_536), "layers": (1, 64), "dropout": (0, 1, "right-open")}
 
     def validate(self) -> None:
         check_ranges(self)

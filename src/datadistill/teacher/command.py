@@ -87,6 +87,8 @@ class CommandTeacher(Teacher):
                 f"teacher command '{command}' cannot be split into arguments ({e}): check its quotes "
                 f"(it runs without a shell)"
             ) from None
+        if labels is not None and (any(not lab.strip() for lab in labels) or len(set(labels)) != len(labels)):
+            raise TeacherError(f"teacher labels {','.join(labels)}: each label must be a name, and only once")
         self.program_labels = list(labels) if labels else None  # the order the program writes probabilities in
         self.label_names = list(output_labels or labels) if (output_labels or labels) else None
         self.order = None  # program column of each output label

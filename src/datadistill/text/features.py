@@ -7,7 +7,7 @@ token ids modulo `ngram_buckets`; bucket 0 is padding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,20 +25,23 @@ class FeatureConfig:
     """How a student sees text."""
 
     tokenizer: str = "char"
-    max_len: int = 256  # tokens kept per text (longer texts are cut)
-    ngrams: list[int] = field(default_factory=list)  # e.g. [2, 3]: hashed bigrams and trigrams
+    max_len: int | None = None  # tokens kept per text (longer texts are cut); None: the student's default
+    ngrams: list[int] | None = None  # e.g. [2, 3]: hashed bigrams and trigrams; None: the student's default
     ngram_buckets: int = 100_000
     vocab_min_freq: int = 1
     vocab_max_size: int = 50_000
 
-    RANGES = {"max_len": (1, None), "vocab_min_freq": (1, None), "vocab_max_size": (3, None)}
+    RANGES = {
+        "max_len": (1, 1_000_000),
+        "vocab_min_freq": (1, None),
+        "vocab_max_size": (3, 100_000_000),
+        "ngram_buckets": (0, 100_000_000),
+    }
 
     def validate(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(unknown_name_message("tokenizer", self.tokenizer, TOKENIZERS.names()))
-        if self.max_len < 1:
-            raise ConfigError(f"max_len must be at least 1, got {self.max_len}")
-        if any(n < 2 for n in self.ngrams):
+        if any(n < 2 for n in self.ngrams or []):
             raise ConfigError(f"ngrams lists n-gram orders of 2 or more, got {self.ngrams}")
         if self.ngrams and self.ngram_buckets < 2:
             raise ConfigError("ngram_buckets must be at least 2 when ngrams are used")
@@ -72,6 +75,8 @@ class Featurizer:
     """Turns texts (or pre-tokenized lists) into the students' batch dict."""
 
     def __init__(self, cfg: FeatureConfig, vocab: Vocab) -> None:
+        if cfg.max_len is None or cfg.ngrams is None:
+            raise ValueError("a featurizer needs concrete features: max_len and ngrams (StudentConfig fills them)")
         self.cfg = cfg
         self.vocab = vocab
         self.tokenizer = get_tokenizer(cfg.tokenizer)
