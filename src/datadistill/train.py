@@ -42,6 +42,21 @@ class LoopConfig(Protocol):
     max_steps: int
 
 
+# The ranges of the settings every training loop has (students' TrainConfig, the teacher's config)
+LOOP_RANGES = {
+    "seed": (0, 2**32 - 1),
+    "epochs": (1, None),
+    "batch_size": (1, None),
+    "lr": (0, None, "open"),
+    "weight_decay": (0, None),
+    "warmup": (0, 1),
+    "clip": (0, None),
+    "patience": (1, None),
+    "eval_every": (0, None),
+    "max_steps": (0, None),
+}
+
+
 @dataclass
 class TrainConfig:
     """A student's training settings (the teacher's are `TeacherTrainConfig`)."""
@@ -66,17 +81,8 @@ class TrainConfig:
     checkpoint: bool = True  # save the training state at each evaluation so a killed run resumes
 
     RANGES = {
-        "seed": (0, 2**32 - 1),
-        "epochs": (1, None),
-        "batch_size": (1, None),
+        **LOOP_RANGES,
         "eval_batch_size": (1, None),
-        "lr": (0, None, "open"),
-        "weight_decay": (0, None),
-        "warmup": (0, 1),
-        "clip": (0, None),
-        "patience": (1, None),
-        "eval_every": (0, None),
-        "max_steps": (0, None),
         "alpha": (0, 1),
         "temperature": (0, None, "open"),
         "part0_share": (0, 1, "right-open"),

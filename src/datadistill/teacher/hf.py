@@ -25,7 +25,7 @@ from ..data.cache import model_digest
 from ..data.io import Example, give_default_mode
 from ..data.labels import LabelMap
 from ..log import logger
-from ..train import check_device, fit, resolve_device
+from ..train import LOOP_RANGES, check_device, fit, resolve_device
 from .base import PRECISIONS, Teacher, TeacherError, TeacherScores, import_transformers, register_teacher
 
 log = logger.getChild("teacher")
@@ -60,19 +60,7 @@ class TeacherTrainConfig:
     group_by_length: bool = True  # batches of similar length (shuffled): ~3x fewer padded tokens at max_len 256
     checkpoint: bool = True  # at each dev evaluation save the training state; a killed run resumes there
 
-    RANGES = {
-        "seed": (0, 2**32 - 1),
-        "max_len": (8, None),
-        "epochs": (1, None),
-        "batch_size": (1, None),
-        "lr": (0, None, "open"),
-        "weight_decay": (0, None),
-        "warmup": (0, 1),
-        "clip": (0, None),
-        "patience": (1, None),
-        "eval_every": (0, None),
-        "max_steps": (0, None),
-    }
+    RANGES = {**LOOP_RANGES, "max_len": (8, None)}
 
     def validate(self) -> None:
         if self.kind != "hf":
