@@ -116,7 +116,8 @@ def test_own_data_runs_with_no_config_and_prints_its_effective_config(tmp_path, 
     # the printed config, saved and run, is the same run: every step is up to date
     capsys.readouterr()
     assert main(["run", str(saved), *small]) == 0
-    assert all(f"[{s}] up to date, skipped" in capsys.readouterr().err for s in ("teacher", "augment", "label"))
+    err = capsys.readouterr().err
+    assert all(f"[{s}] up to date, skipped" in err for s in ("teacher", "augment", "label")), err
 
 
 def test_run_without_a_config_needs_the_three_files(capsys):
