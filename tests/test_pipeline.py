@@ -111,9 +111,10 @@ def test_pipeline_writes_the_seed_layout_the_report_and_even_shards(finished):
     assert len(part1) == 50 + 100  # all 50 unlabelled texts, augmented capped at 50 / 0.5
     assert all(len(e.probs) == 2 for e in part1)
     report = json.loads((work / "report" / "report.json").read_text())
-    assert [r["model"] for r in report["rows"]] == ["teacher", "bow_base", "bow"]
+    assert [r["model"] for r in report["rows"]] == ["teacher", "classical", "bow_base", "bow"]
     assert all(r["texts_per_s"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in report["rows"])
-    assert report["rows"][1]["speedup"] > 1
+    assert report["rows"][2]["speedup"] > 1
+    assert report["rows"][1]["kind"] == "classical" and report["rows"][1]["test_accuracy"] >= 0.9
     shards = sorted((work / "student" / "train" / "shards").iterdir())
     sizes = [len(read_examples(s)) for s in shards]
     assert len(shards) == 3 and max(sizes) - min(sizes) <= 1 and sum(sizes) == 160 + 150
@@ -249,7 +250,7 @@ def test_an_external_command_teacher_runs_the_whole_pipeline(tmp_path, tiny_conf
     assert len(part1) == 150  # probabilities in the data's label order (0, 1), whatever order the program uses
     assert all(e.probs == ([0.1, 0.9] if e.label == "1" else [0.9, 0.1]) for e in part1)
     report = json.loads((work / "report" / "report.json").read_text())
-    assert [r["model"] for r in report["rows"]] == ["teacher", "bow_base", "bow"]
+    assert [r["model"] for r in report["rows"]] == ["teacher", "classical", "bow_base", "bow"]
     assert report["rows"][0]["test_accuracy"] == 1.0  # the keyword rule is the synthetic task's truth
     assert main(["run", str(path), "--quiet"]) == 0
     assert _skipped(capsys.readouterr().err, ("augment", "label", "students", "report"))

@@ -78,7 +78,7 @@ def test_the_main_command_runs_without_shared_data_on_a_tiny_budget(tmp_path, ti
     ]
     assert main(["run", str(MAIN_CONFIG), *tiny]) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "w" / "report" / "report.json").read_text())
-    assert [r["model"] for r in report["rows"]] == ["teacher"] + [n for s in cfg["students"] for n in (f"{s}_base", s)]
+    assert [r["model"] for r in report["rows"]] == ["teacher", "classical"] + [n for s in cfg["students"] for n in (f"{s}_base", s)]
     assert report["rows"][0]["test_accuracy"] > 0 and os.path.exists(tmp_path / "cache" / "datasets" / "chnsenticorp")
 
 
@@ -111,8 +111,8 @@ def test_own_data_runs_with_no_config_and_prints_its_effective_config(tmp_path, 
     ]
     assert main(["run", *files, *small]) == 0
     report = json.loads((tmp_path / "w" / "report" / "report.json").read_text())
-    assert [r["model"] for r in report["rows"]] == ["teacher", "bow_base", "bow"]
-    assert report["rows"][1]["test_accuracy"] >= 0.9  # the synthetic task is learned with the default settings
+    assert [r["model"] for r in report["rows"]] == ["teacher", "classical", "bow_base", "bow"]
+    assert report["rows"][2]["test_accuracy"] >= 0.9  # the synthetic task is learned with the default settings
     # the printed config, saved and run, is the same run: every step is up to date
     capsys.readouterr()
     assert main(["run", str(saved), *small]) == 0

@@ -525,6 +525,7 @@ STEPS: list[Step] = [
         inputs=lambda p: {
             **p.teacher_inputs(),
             "data.test": Path(p.cfg.data.test),
+            "part.0": p.layout.part0,  # the classical baseline trains on it
             **{f"{n}/metrics.json": p.layout.student(n) / "metrics.json" for n in p.model_names()},
         },
         settings=lambda p: [p.teacher_settings(), p.cfg.label.precision, p.cfg.data.label_column],

@@ -41,7 +41,7 @@ def _row(
     texts,
     gold,
     params: int | None,
-    folder: Path,
+    size_mb: float,
     lat_n: int,
     tput_texts: list[str],
 ) -> dict:
@@ -53,11 +53,33 @@ def _row(
         "test_accuracy": m["accuracy"],
         "test_macro_f1": m["macro_f1"],
         "parameters": params,
-        "size_mb": _size_mb(folder),
+        "size_mb": size_mb,
         "texts_per_s": throughput(predict_batch, tput_texts),
         "p50_ms": p50,
         "p99_ms": p99,
     }
+
+
+def _classical_row(layout: Layout, data, label_map: LabelMap, texts: list[str], gold: np.ndarray) -> dict:
+    """TF-IDF over character 1-3-grams + a linear SVM, trained on part.0 (the gold labels) in this step."""
+    from .classical import ClassicalBaseline
+
+    part0 = list(ExampleReader(layout.part0, label_column=data.label_column, label_map=label_map))
+    log.info(f"[report] training and measuring the classical baseline on part.0 ({len(part0)} rows)")
+    clf = ClassicalBaseline().fit([e.text_a for e in part0], np.array([label_map.id(e.label) for e in part0]))
+    return _row(
+        "classical",
+        "classical",
+        label_map.labels,
+        clf.predict_ids,
+        clf.predict_ids,
+        texts,
+        gold,
+        clf.parameters(),
+        clf.size_mb(),
+        300,
+        texts * 2,
+    )
 
 
 def write_report(
@@ -89,11 +111,12 @@ def write_report(
             texts,
             gold,
             t_params,
-            layout.teacher,
+            _size_mb(layout.teacher),
             20,
             texts[:teacher_rows],
         )
     ]
+    rows.append(_classical_row(layout, data, label_map, texts, gold))
     for name in model_names:
         folder = layout.student(name)
         pred = Predictor(folder)
@@ -110,7 +133,7 @@ def write_report(
                 texts,
                 gold,
                 params,
-                folder,
+                _size_mb(folder),
                 300,
                 texts * 2,
             )
@@ -160,7 +183,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         log.info("[report] no accuracy_vs_speed.png: matplotlib is not installed (pip install 'datadistill[report]')")
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {"teacher": "black", "baseline": "tab:gray", "distilled": "tab:red"}
+    colors = {"teacher": "black", "classical": "tab:blue", "baseline": "tab:gray", "distilled": "tab:red"}
     for r in rows:
         ax.scatter(r["texts_per_s"], r["test_accuracy"] * 100, color=colors[r["kind"]], s=40)
         ax.annotate(r["model"], (r["texts_per_s"], r["test_accuracy"] * 100), textcoords="offset points", xytext=(5, 4))
