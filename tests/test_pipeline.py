@@ -351,3 +351,28 @@ def test_shards_are_equal_and_hold_every_row(tmp_path, sentiment, write_tsv):
     assert sorted(e.text_a for r in rows for e in r) == sorted(
         [t for _, t in synthetic_sentiment(7)] + [f"文本{i}" for i in range(10)]
     )
+
+
+@pytest.mark.slow
+def test_a_teacher_no_better_than_the_simple_models_is_marked_in_the_report(tmp_path, tiny_config, capsys):
+    script = tmp_path / "always_negative.py"
+    script.write_text("import sys\nfor line in sys.stdin:\n    print('0\\t0.9 0.1')\n", encoding="utf-8")
+    path, _ = tiny_config(tmp_path, teacher={"kind": "command", "command": f"{sys.executable} {script}"}, shards=0)
+    assert main(["run", str(path), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    report = json.loads((tmp_path / "work" / "report" / "report.json").read_text())
+    assert "the teacher (50.00) is not above classical (" in report["warnings"][0]
+    assert "warning: [report] the teacher (50.00) is not above classical" in err
+    md = (tmp_path / "work" / "report" / "report.md").read_text()
+    assert "**Warning:** the teacher (50.00) is not above classical" in md
+
+
+@pytest.mark.slow
+def test_labelling_says_plainly_when_the_teacher_is_no_better_than_a_classical_model(tmp_path, tiny_config, capsys):
+    path, _ = tiny_config(tmp_path)
+    assert main(["run", str(path), "-q", "--steps", "teacher,augment,label", "--set", "teacher.max_steps=1"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "warning: [label] the teacher's dev accuracy (50.00) is not above a classical TF-IDF + linear SVM "
+        "trained on the same labels (100.00)" in err
+    )

@@ -399,6 +399,32 @@ def _write_label_input(p: Pipeline) -> Path:
     return p.layout.label_input
 
 
+def _check_teacher_is_worth_it(p: Pipeline) -> None:
+    """Say plainly, before labelling, when the fine-tuned teacher is no better on dev than a classical
+    model trained in seconds on the same labels: distilling it would likely make the students worse."""
+    metrics = p.layout.teacher / "finetune_metrics.json"
+    if not p.trains_teacher() or not metrics.is_file():
+        return
+    try:
+        from .classical import ClassicalBaseline
+    except ConfigError:  # scikit-learn missing: the report says how to install it
+        return
+    d = p.cfg.data
+    train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
+    clf = ClassicalBaseline().fit([e.text_a for e in train], [lm.id(e.label) for e in train])
+    classical = float((clf.predict_ids([e.text_a for e in dev]) == [lm.id(e.label) for e in dev]).mean())
+    teacher = json.loads(metrics.read_text())["dev_accuracy"]
+    if teacher <= classical:
+        log.warning(
+            f"[label] the teacher's dev accuracy ({teacher * 100:.2f}) is not above a classical TF-IDF + linear "
+            f"SVM trained on the same labels ({classical * 100:.2f}): students distilled from it will likely be "
+            f"worse than that simple model. Train the teacher longer or on longer texts (teacher.epochs, "
+            f"teacher.max_len), or use a stronger checkpoint (teacher.model)"
+        )
+    else:
+        log.info(f"[label] teacher dev accuracy {teacher * 100:.2f}, classical baseline {classical * 100:.2f}")
+
+
 def _run_label(p: Pipeline) -> None:
     from .label import label_file
 
@@ -406,6 +432,7 @@ def _run_label(p: Pipeline) -> None:
     lay.part0.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(resolve_data(p.cfg.data.train), lay.part0)  # same bytes: baselines stay up to date
     src = _write_label_input(p)
+    _check_teacher_is_worth_it(p)
     teacher = p.load_teacher(lc.batch_size, lc.precision)
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")

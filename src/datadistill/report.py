@@ -139,6 +139,22 @@ def write_report(
             )
         )
     rows[0]["precision"] = precision
+    warnings = [
+        f"the teacher ({rows[0]['test_accuracy'] * 100:.2f}) is not above {r['model']} "
+        f"({r['test_accuracy'] * 100:.2f}) on test: distilling it cannot be expected to help"
+        for r in rows[1:]
+        if r["kind"] in ("classical", "baseline") and r["test_accuracy"] >= rows[0]["test_accuracy"]
+    ]
+    warnings += [
+        f"distilled {r['model']} ({r['test_accuracy'] * 100:.2f}) is below its baseline {r['model']}_base "
+        f"({base['test_accuracy'] * 100:.2f}) on test"
+        for r in rows
+        if r["kind"] == "distilled"
+        for base in rows
+        if base["model"] == f"{r['model']}_base" and base["test_accuracy"] > r["test_accuracy"]
+    ]
+    for w in warnings:
+        log.warning(f"[report] {w}")
     t_rate = rows[0]["texts_per_s"]
     for r in rows:
         r["speedup"] = r["texts_per_s"] / t_rate
@@ -147,6 +163,7 @@ def write_report(
         f"{torch.get_num_threads()} threads",
         "test": str(data.test),
         "rows": rows,
+        "warnings": warnings,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -165,7 +182,7 @@ def write_report(
         f"# Distillation report\n\nTest set: `{data.test}` ({len(texts)} texts). Machine: {report['machine']}. "
         f"Speed includes tokenization, measured in this run on the CPU (teacher in {precision}, as it "
         f"labels; its throughput on the first {min(teacher_rows, len(texts))} test texts, latency on 20; "
-        f"students on all of them).\n\n" + "\n".join(lines) + "\n"
+        f"students on all of them).\n\n" + "\n".join(lines) + "\n" + "".join(f"\n**Warning:** {w}.\n" for w in warnings)
     )
     (out / "report.md").write_text(md, encoding="utf-8")
     _plot(rows, out / "accuracy_vs_speed.png")
