@@ -14,8 +14,8 @@ test: install
 	$(PYTHON) -m ruff format --check src tests bench
 	$(PYTHON) -m pytest -q
 
-# The main job: 500 labels + 9,100 unlabelled reviews of the built-in ChnSentiCorp (about 10 minutes
-# on 2 CPU cores); the report is work/quick/report/report.md
+# The main job: 500 labels + 9,100 unlabelled reviews of the built-in ChnSentiCorp (about 5 minutes
+# on 2 quiet CPU cores); the report is work/quick/report/report.md
 demo: install
 	datadistill run examples/pipeline_quick.json
 

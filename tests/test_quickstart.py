@@ -125,3 +125,19 @@ def test_own_data_runs_with_no_config_and_prints_its_effective_config(tmp_path, 
 def test_run_without_a_config_needs_the_three_files(capsys):
     assert main(["run", "--train", "a.tsv"]) == 2
     assert "give a config file, or --train, --dev and --test" in capsys.readouterr().err
+
+
+def test_partial_sections_keep_the_defaults_and_inputs_are_checked_before_any_step(tmp_path, senti_files, capsys):
+    files = ["--train", str(senti_files["train"]), "--dev", str(senti_files["dev"])]
+    argv = ["run", *files, "--test", str(senti_files["test"]), "--set", "teacher.max_len=32", "--students", "bow, cnn"]
+    assert main([*argv, "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["teacher"]["model"] == "bundled:multilingual-e5-small" and printed["teacher"]["max_len"] == 32
+    assert list(printed["students"]) == ["bow", "cnn"] and printed["students"]["cnn"]["model"]["filters"] == 64
+    only_data = tmp_path / "only_data.json"
+    only_data.write_text(json.dumps({"data": printed["data"]}))
+    assert main(["run", str(only_data), "--print-config"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["students"]) == ["bow", "cnn"]
+    assert main(["run", *files, "--test", str(tmp_path / "tset.tsv"), "--work", str(tmp_path / "w")]) == 2
+    assert f"{tmp_path / 'tset.tsv'}: file does not exist (data.test)" in capsys.readouterr().err
+    assert not (tmp_path / "w" / "teacher").exists()  # refused before the teacher step

@@ -468,7 +468,9 @@ def _run_pipeline(args) -> None:
     )
     if args.print_config:
         from .config import to_dict
+        from .run_config import resolved_teacher
 
+        cfg.teacher = resolved_teacher(cfg.teacher)  # the values this machine will use, not "auto"
         print(json.dumps(to_dict(cfg), ensure_ascii=False, indent=1))
         return
     Pipeline(cfg, progress=_bars(args)).run(args.steps.split(",") if args.steps is not None else None, force=args.force)

@@ -76,6 +76,8 @@ def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict
     if not folder.is_dir():
         what = "is a file, not a model folder" if folder.exists() else "model folder does not exist"
         raise ModelFolderError(f"{folder}: {what}")
+    if (folder / "teacher.json").is_file() and not (folder / "vocab.txt").is_file():
+        raise ModelFolderError(f"{folder}: is a teacher folder; score with it through 'datadistill teacher predict'")
     for name in REQUIRED:
         if not (folder / name).is_file():
             raise ModelFolderError(f"{folder / name}: missing (a model folder holds {', '.join(REQUIRED)})")

@@ -19,159 +19,46 @@ import json
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .augment import AugmentConfig, augment_file
-from .config import ConfigError, apply_overrides, check_ranges, from_dict, load_json, to_dict
+from .augment import augment_file
+from .config import ConfigError, from_dict, to_dict
 from .data.cache import content_digest, digest, score_cache_name
 from .data.io import ExampleReader, ExampleWriter, atomic_write, read_splits
 from .datasets import resolve as resolve_data
-from .errors import StaleInputError
+from .errors import DataError, StaleInputError
 from .layout import Layout
 from .lock import exclusive
 from .log import logger
-from .student import DataConfig, StudentConfig, StudentRunConfig, train_student
-from .teacher import TEACHERS, load_kinds
-from .teacher.base import PRECISIONS
-from .teacher.hf import TeacherTrainConfig
+from .run_config import (
+    LabelConfig,
+    PipelineData,
+    RunConfig,
+    config_from_args,
+    load_config,
+    resolved_teacher,
+    teacher_config,
+)
+from .student import DataConfig, StudentRunConfig, train_student
+from .teacher import TEACHERS
 from .train import TrainConfig
 
+__all__ = [
+    "Pipeline",
+    "STEPS",
+    "Step",
+    "RunConfig",
+    "PipelineData",
+    "LabelConfig",
+    "load_config",
+    "config_from_args",
+    "teacher_config",
+    "write_shards",
+]
+
 log = logger.getChild("pipeline")
-
-
-@dataclass
-class PipelineData:
-    train: str = ""
-    dev: str = ""
-    test: str = ""
-    label_column: str = "label"
-    unlabelled: list[str] = field(default_factory=list)  # the user's in-domain texts (labels ignored)
-    unlabelled_ratio: float | None = None  # unlabelled : augmented rows (caps augmented rows)
-    max_label_rows: int | None = None  # label at most this many rows (quick settings)
-    seed: int = 1
-
-    RANGES = {"unlabelled_ratio": (0, None, "open"), "max_label_rows": (1, None), "seed": (0, 2**32 - 1)}
-
-    def validate(self) -> None:
-        for name in ("train", "dev", "test"):
-            if not getattr(self, name):
-                raise ConfigError(f"{name} is required: a labelled TSV/JSONL path")
-        check_ranges(self)
-
-
-@dataclass
-class LabelConfig:
-    batch_size: int = 64
-    chunk_size: int = 1024
-    cache: bool = True  # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
-    precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2x faster), else fp32
-
-    RANGES = {"batch_size": (1, None), "chunk_size": (1, None)}
-
-    def validate(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"label.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
-        check_ranges(self)
-
-
-@dataclass
-class RunConfig:
-    work: str = "work/run"
-    data: PipelineData = field(default_factory=PipelineData)
-    # a teacher kind's config (teacher.kind: "hf" -> TeacherTrainConfig, "command" -> CommandTeacherConfig)
-    teacher: Any = field(default_factory=lambda: TeacherTrainConfig(model="bundled:multilingual-e5-small"))
-    augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # null: no augmentation (case 1 only)
-    label: LabelConfig = field(default_factory=LabelConfig)
-    students: dict[str, StudentConfig] = field(default_factory=dict)  # name -> student; e.g. {"bow": {...}}
-    train: TrainConfig = field(default_factory=TrainConfig)  # student training, baseline and distilled
-    # train keys that differ when distilling; default: the main demo's measured setting (README)
-    distill: dict = field(default_factory=lambda: {"loss": "kl", "epochs": 6})
-    shards: int = 0  # also write part.0+part.1 as N equal shards
-    teacher_dir: str = ""  # where the teacher lives (default WORK/teacher); runs naming the same folder and the
-    # same teacher section share one fine-tuning (its step record is kept in the folder)
-
-    RANGES = {"shards": (0, 10_000)}
-
-    def validate(self) -> None:
-        if not self.work.strip():
-            raise ConfigError("work must not be empty: it names the work folder, e.g. work/run")
-        if not self.students:
-            raise ConfigError('students is empty: name at least one, e.g. {"bow": {"arch": "bow"}}')
-        for name in self.students:
-            if not name or name.endswith("_base") or not all(c.isalnum() or c in "-_." for c in name):
-                raise ConfigError(
-                    f"students: '{name}' cannot name a student: use letters, digits, '-', '_' or '.', not ending "
-                    f"in '_base' (WORK/student/NAME_base is the student's baseline)"
-                )
-        if self.augment is None and not self.data.unlabelled:
-            raise ConfigError("nothing to label: set augment or data.unlabelled")
-        check_ranges(self)
-        from_dict(TrainConfig, {**to_dict(self.train), **self.distill}, "distill")
-
-
-def load_config(path: str | Path | dict, overrides: list[str] = (), where: str | None = None) -> RunConfig:
-    """A run config from a JSON file (or an already-read dict) with `--set` overrides, validated."""
-    raw = apply_overrides(dict(path) if isinstance(path, dict) else load_json(path), list(overrides))
-    path = where or path
-    students = raw.get("students")
-    if isinstance(students, dict):  # dict of dataclasses: coerce each value
-        for k, v in students.items():
-            if not isinstance(v, dict):
-                raise ConfigError(f'{path}.students.{k}: expected an object such as {{"arch": "bow"}}, got {v!r}')
-        raw["students"] = {k: from_dict(StudentConfig, v, f"{path}.students.{k}") for k, v in students.items()}
-    if "teacher" in raw:
-        raw["teacher"] = teacher_config(raw["teacher"], f"{path}.teacher")
-    return from_dict(RunConfig, raw, str(path))
-
-
-def config_from_args(
-    path: str | Path | None,
-    overrides: list[str] = (),
-    *,
-    train: str | None = None,
-    dev: str | None = None,
-    test: str | None = None,
-    unlabelled: list[str] | None = None,
-    students: str | None = None,
-    work: str | None = None,
-) -> RunConfig:
-    """A run config from a JSON file, or from defaults when there is none, with the command line's
-    files and `--set` overrides on top (the flags win over the file)."""
-    raw = load_json(path) if path else {}
-    where = str(path) if path else "command line"
-    if not path and not (train and dev and test):
-        raise ConfigError(
-            "give a config file, or --train, --dev and --test (e.g. datadistill run --train "
-            "chnsenticorp:train_500 --dev chnsenticorp:dev --test chnsenticorp:test)"
-        )
-    data = raw.setdefault("data", {})
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}.data: expected an object, got {data!r}")
-    for key, value in (("train", train), ("dev", dev), ("test", test), ("unlabelled", unlabelled)):
-        if value:
-            data[key] = value
-    if work:
-        raw["work"] = work
-    if students:
-        raw["students"] = {name: {"arch": name} for name in students.split(",") if name}
-    elif not path:
-        raw["students"] = {"bow": {"arch": "bow"}, "cnn": {"arch": "cnn"}}
-    return load_config(raw, overrides, where=where)
-
-
-def teacher_config(section: Any, where: str = "teacher"):
-    """The teacher section as the config dataclass of its kind (`kind`, default "hf")."""
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: expected an object, got {section!r}")
-    load_kinds()
-    kind = section.get("kind", "hf")
-    if not isinstance(kind, str) or kind not in TEACHERS:
-        from .registry import unknown_name_message
-
-        raise ConfigError(f"{where}.kind: " + unknown_name_message("teacher kind", str(kind), TEACHERS.names()))
-    return from_dict(TEACHERS.get(kind).config_class, section, where)
 
 
 # Settings that change how a step runs, never what it produces: a step is not redone for them.
@@ -278,21 +165,41 @@ class Pipeline:
         for s in chosen:
             if s not in self.steps:
                 raise ConfigError(f"unknown step '{s}' (steps: {', '.join(self.steps)})")
+        for s in chosen if steps else []:  # asked for by name, but not part of this config
+            if not self.steps[s].enabled(self):
+                why = "augment is null" if s == "augment" else f"teacher.kind {self.cfg.teacher.kind} is not fine-tuned"
+                log.info(f"[{s}] not part of this run ({why}): nothing to do")
         chosen = [s.name for s in STEPS if s.name in chosen and s.enabled(self)]
+        self._check_inputs()
         self._check_upstream(chosen, force)
         for name in chosen:
             step = self.steps[name]
             self._check_upstream([name], force, ran=True)  # again: a step run just now may have changed its inputs
-            if not force and self.up_to_date(name):
+            why = "forced" if force else self.stale_reason(name)
+            if why is None:
                 log.info(f"[{name}] up to date, skipped")
                 continue
-            log.info(f"[{name}] running")
+            log.info(f"[{name}] running ({why})")
             t0 = time.perf_counter()
             step.run(self)
             Records.write(
                 self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)), time.perf_counter() - t0
             )
             log.info(f"[{name}] done in {time.perf_counter() - t0:.0f}s")
+
+    def _check_inputs(self) -> None:
+        """Every data file the run reads must exist before the first step (not after an hour of teacher)."""
+        d = self.cfg.data
+        for key, path in [("data.train", d.train), ("data.dev", d.dev), ("data.test", d.test)] + [
+            (f"data.unlabelled[{i}]", u) for i, u in enumerate(d.unlabelled)
+        ]:
+            p = resolve_data(path)
+            if not p.is_file():
+                raise DataError(
+                    f"{path}: "
+                    + ("is a folder, expected a file" if p.is_dir() else "file does not exist")
+                    + f" ({key})"
+                )
 
     def _check_upstream(self, chosen: list[str], force: bool, ran: bool = False) -> None:
         """Refuse to run a chosen step while a step it reads from, not chosen, is out of date or will be
@@ -447,6 +354,11 @@ def _run_label(p: Pipeline) -> None:
         cache=cache if lc.cache else None,
     )
     log.info(f"[label] {stats.summary()}")
+    if len(stats.label_counts) == 1 and len(p.data_labels()) > 1:
+        log.warning(
+            f"[label] the teacher gave every text the same label ({next(iter(stats.label_counts))}): "
+            f"students distilled from it learn one class; check the teacher (its dev accuracy above)"
+        )
 
 
 def _student_unit(p: Pipeline, run: StudentRunConfig) -> tuple[Path, dict, list[Path]]:
@@ -494,7 +406,7 @@ def _teacher_inputs(p: Pipeline) -> dict[str, Path]:
 
 
 def _teacher_settings(p: Pipeline) -> Any:
-    settings = settings_of(p.cfg.teacher)
+    settings = settings_of(resolved_teacher(p.cfg.teacher))  # what runs here: "auto" values resolved
     if Path(p.cfg.teacher.model).is_dir():
         settings.pop("model")  # an input, by content
     return [settings, p.cfg.data.label_column]

@@ -95,7 +95,7 @@ def write_report(
     texts = [e.text_a for e in test]
     gold = np.array([label_map.id(e.label) for e in test])
     t_params = teacher.parameters()
-    precision = getattr(teacher, "precision", "its own")
+    precision = getattr(teacher, "precision", "its own precision")
     log.info(
         f"[report] measuring the teacher ({f'{t_params:,}' if t_params else 'unknown'} parameters, {precision}) "
         f"on {len(texts)} test texts"

@@ -7,6 +7,7 @@ the teacher kept them).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -64,9 +65,12 @@ class StudentConfig:
     pretokenized: bool = False  # use a file's tokens_a column instead of re-tokenizing
 
     def __post_init__(self) -> None:
-        """Features left unset take the architecture's measured best (Student.default_features)."""
+        """Features left unset take the architecture's measured best (Student.default_features), and
+        the model's hyper-parameters are spelled out in full (what --print-config shows)."""
         if self.arch in STUDENTS:
-            cls, _ = STUDENTS.get(self.arch)
+            cls, cfg_cls = STUDENTS.get(self.arch)
+            if isinstance(self.model, dict) and set(self.model) <= {f.name for f in dataclasses.fields(cfg_cls)}:
+                self.model = {**to_dict(cfg_cls()), **self.model}
             for key, value in cls.default_features.items():
                 if getattr(self.features, key) is None:
                     setattr(self.features, key, list(value) if isinstance(value, list) else value)

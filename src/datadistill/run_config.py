@@ -1,0 +1,167 @@
+"""The run config of `datadistill run`: one dataclass per component (data, teacher, augment, label,
+students, train, distill) combined into `RunConfig`, validated on load; from a JSON file, or built
+from the command line's files and the measured defaults when there is no file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .augment import AugmentConfig
+from .config import ConfigError, apply_overrides, check_ranges, from_dict, load_json, to_dict
+from .student import StudentConfig
+from .teacher import TEACHERS, load_kinds
+from .teacher.base import PRECISIONS
+from .teacher.hf import TeacherTrainConfig
+from .train import TrainConfig
+
+
+DEFAULT_TEACHER = "bundled:multilingual-e5-small"
+
+
+@dataclass
+class PipelineData:
+    train: str = ""
+    dev: str = ""
+    test: str = ""
+    label_column: str = "label"
+    unlabelled: list[str] = field(default_factory=list)  # the user's in-domain texts (labels ignored)
+    unlabelled_ratio: float | None = None  # unlabelled : augmented rows (caps augmented rows)
+    max_label_rows: int | None = None  # label at most this many rows (quick settings)
+    seed: int = 1
+
+    RANGES = {"unlabelled_ratio": (0, None, "open"), "max_label_rows": (1, None), "seed": (0, 2**32 - 1)}
+
+    def validate(self) -> None:
+        for name in ("train", "dev", "test"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} is required: a labelled TSV/JSONL path")
+        check_ranges(self)
+
+
+@dataclass
+class LabelConfig:
+    batch_size: int = 64
+    chunk_size: int = 1024
+    cache: bool = True  # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
+    precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2x faster), else fp32
+
+    RANGES = {"batch_size": (1, None), "chunk_size": (1, None)}
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"label.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+        check_ranges(self)
+
+
+@dataclass
+class RunConfig:
+    work: str = "work/run"
+    data: PipelineData = field(default_factory=PipelineData)
+    # a teacher kind's config (teacher.kind: "hf" -> TeacherTrainConfig, "command" -> CommandTeacherConfig)
+    teacher: Any = field(default_factory=lambda: TeacherTrainConfig(model=DEFAULT_TEACHER))
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # null: no augmentation (case 1 only)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    # name -> student; e.g. {"bow": {...}}; default: a BOW and a CNN
+    students: dict[str, StudentConfig] = field(
+        default_factory=lambda: {"bow": StudentConfig(arch="bow"), "cnn": StudentConfig(arch="cnn")}
+    )
+    train: TrainConfig = field(default_factory=TrainConfig)  # student training, baseline and distilled
+    # train keys that differ when distilling; default: the main demo's measured setting (README)
+    distill: dict = field(default_factory=lambda: {"loss": "kl", "epochs": 6})
+    shards: int = 0  # also write part.0+part.1 as N equal shards
+    teacher_dir: str = ""  # where the teacher lives (default WORK/teacher); runs naming the same folder and the
+    # same teacher section share one fine-tuning (its step record is kept in the folder)
+
+    RANGES = {"shards": (0, 10_000)}
+
+    def validate(self) -> None:
+        if not self.work.strip():
+            raise ConfigError("work must not be empty: it names the work folder, e.g. work/run")
+        if not self.students:
+            raise ConfigError('students is empty: name at least one, e.g. {"bow": {"arch": "bow"}}')
+        for name in self.students:
+            if not name or name.endswith("_base") or not all(c.isalnum() or c in "-_." for c in name):
+                raise ConfigError(
+                    f"students: '{name}' cannot name a student: use letters, digits, '-', '_' or '.', not ending "
+                    f"in '_base' (WORK/student/NAME_base is the student's baseline)"
+                )
+        if self.augment is None and not self.data.unlabelled:
+            raise ConfigError("nothing to label: set augment or data.unlabelled")
+        check_ranges(self)
+        from_dict(TrainConfig, {**to_dict(self.train), **self.distill}, "distill")
+
+
+def load_config(path: str | Path | dict, overrides: list[str] = (), where: str | None = None) -> RunConfig:
+    """A run config from a JSON file (or an already-read dict) with `--set` overrides, validated."""
+    raw = apply_overrides(dict(path) if isinstance(path, dict) else load_json(path), list(overrides))
+    path = where or path
+    students = raw.get("students")
+    if isinstance(students, dict):  # dict of dataclasses: coerce each value
+        for k, v in students.items():
+            if not isinstance(v, dict):
+                raise ConfigError(f'{path}.students.{k}: expected an object such as {{"arch": "bow"}}, got {v!r}')
+        raw["students"] = {k: from_dict(StudentConfig, v, f"{path}.students.{k}") for k, v in students.items()}
+    if "teacher" in raw:
+        raw["teacher"] = teacher_config(raw["teacher"], f"{path}.teacher")
+    return from_dict(RunConfig, raw, str(path))
+
+
+def config_from_args(
+    path: str | Path | None,
+    overrides: list[str] = (),
+    *,
+    train: str | None = None,
+    dev: str | None = None,
+    test: str | None = None,
+    unlabelled: list[str] | None = None,
+    students: str | None = None,
+    work: str | None = None,
+) -> RunConfig:
+    """A run config from a JSON file, or from defaults when there is none, with the command line's
+    files and `--set` overrides on top (the flags win over the file)."""
+    raw = load_json(path) if path else {}
+    where = str(path) if path else "command line"
+    if not path and not (train and dev and test):
+        raise ConfigError(
+            "give a config file, or --train, --dev and --test (e.g. datadistill run --train "
+            "chnsenticorp:train_500 --dev chnsenticorp:dev --test chnsenticorp:test)"
+        )
+    data = raw.setdefault("data", {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}.data: expected an object, got {data!r}")
+    for key, value in (("train", train), ("dev", dev), ("test", test), ("unlabelled", unlabelled)):
+        if value:
+            data[key] = value
+    if work:
+        raw["work"] = work
+    if students:
+        raw["students"] = {name.strip(): {"arch": name.strip()} for name in students.split(",") if name.strip()}
+    return load_config(raw, overrides, where=where)
+
+
+def resolved_teacher(teacher: Any) -> Any:
+    """A transformers teacher's settings with the device-dependent ones filled in for this machine."""
+    if not isinstance(teacher, TeacherTrainConfig):
+        return teacher
+    from .teacher.hf import for_device
+    from .train import resolve_device
+
+    return for_device(teacher, resolve_device(teacher.device))
+
+
+def teacher_config(section: Any, where: str = "teacher"):
+    """The teacher section as the config dataclass of its kind (`kind`, default "hf")."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: expected an object, got {section!r}")
+    load_kinds()
+    kind = section.get("kind", "hf")
+    if kind == "hf" and "model" not in section:
+        section = {**section, "model": DEFAULT_TEACHER}  # a partial teacher section keeps the default model
+    if not isinstance(kind, str) or kind not in TEACHERS:
+        from .registry import unknown_name_message
+
+        raise ConfigError(f"{where}.kind: " + unknown_name_message("teacher kind", str(kind), TEACHERS.names()))
+    return from_dict(TEACHERS.get(kind).config_class, section, where)
