@@ -275,6 +275,18 @@ CASES = [
         2,
         "dup_header.tsv, line 1: duplicate column 'label'",
     ),
+    Case(
+        "CR-only line ends",
+        ["eval", "--model", "{model}", "--data", "{cr_only}"],
+        2,
+        "cr_only.tsv: lines end in CR alone; convert the file to LF line ends",
+    ),
+    Case(
+        "CR-only line ends to predict",
+        ["predict", "--model", "{model}", "--input", "{cr_texts}"],
+        2,
+        "cr_texts.txt, line 1: a carriage return (CR) inside the line",
+    ),
     Case("too many shards", ["run", "{pipe}", "--set", "shards=100000"], 2, "shards must be in [0, 10000]"),
     Case(
         "a student named like a baseline",
@@ -322,6 +334,10 @@ def world(tmp_path_factory, sentiment_module, write_tsv_module, student_config_m
     (w["broken_model"] / "config.json").write_text(json.dumps(conf))
     w["null_label"] = tmp / "null_label.jsonl"
     w["null_label"].write_text(json.dumps({"label": None, "text_a": "很好"}) + "\n")
+    w["cr_only"] = tmp / "cr_only.tsv"
+    w["cr_only"].write_bytes("label\ttext_a\r1\t很好\r0\t很差\r".encode())
+    w["cr_texts"] = tmp / "cr_texts.txt"
+    w["cr_texts"].write_bytes("很好\r很差\r".encode())
     w["dup_header"] = tmp / "dup_header.tsv"
     w["dup_header"].write_text("label\tlabel\ttext_a\n1\t0\t很好\n", encoding="utf-8")
     w["edited_arch"] = tmp / "edited_arch"

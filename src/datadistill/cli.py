@@ -234,6 +234,8 @@ def _utf8_lines(source, name: str | None = None):
                 raise DataError(
                     f"{name}, line {n}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1})"
                 ) from None
+            if "\r" in text.rstrip("\r\n"):
+                raise DataError(f"{name}, line {n}: a carriage return (CR) inside the line; use LF line ends")
             yield text.lstrip("\ufeff") if n == 1 else text
     finally:
         if f is not source:

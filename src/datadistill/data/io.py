@@ -111,6 +111,11 @@ class ExampleReader:
             if n == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM) :]
             raw = raw.rstrip(b"\n").rstrip(b"\r")
+            if b"\r" in raw:  # CR-only line ends (old Mac files) would read as one long line
+                if n == 1:
+                    raise DataError(f"{self.path}: lines end in CR alone; convert the file to LF line ends")
+                yield n, None, "a carriage return (CR) inside the line"
+                continue
             try:
                 yield n, raw.decode("utf-8"), ""
             except UnicodeDecodeError as e:
