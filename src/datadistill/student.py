@@ -318,6 +318,13 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     d, s = cfg.data, cfg.student
     train_ex, dev_ex, test_ex, label_map = read_splits(d.train, d.dev, d.test, d.label_column, d.skip_bad_lines, log)
     part1_ex = [ex for p in d.teacher_labelled for ex in _read_part1(p, label_map, d)]
+    if part1_ex and (cfg.train.min_confidence > 0 or cfg.train.balance_part1):
+        from .select import select_part1
+
+        part1_ex, summary = select_part1(
+            part1_ex, label_map, cfg.train.min_confidence, cfg.train.balance_part1, cfg.train.seed
+        )
+        log.info(summary)
     pair = train_ex[0].text_b is not None
 
     tokenizer = get_tokenizer(s.features.tokenizer)

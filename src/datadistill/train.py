@@ -79,6 +79,8 @@ class TrainConfig:
     eval_batch_size: int = 256
     max_steps: int = 0  # stop after this many steps (0 = no limit); for smoke tests
     checkpoint: bool = True  # save the training state at each evaluation so a killed run resumes
+    min_confidence: float = 0.0  # part.1: keep only rows whose teacher top probability is at least this
+    balance_part1: bool = False  # part.1: keep as many rows of each class as the rarest class has
 
     RANGES = {
         **LOOP_RANGES,
@@ -86,6 +88,7 @@ class TrainConfig:
         "alpha": (0, 1),
         "temperature": (0, None, "open"),
         "part0_share": (0, 1, "right-open"),
+        "min_confidence": (0, 1),
     }
 
     def validate(self) -> None:
