@@ -1,10 +1,11 @@
-"""Seed study: one student of a pipeline, baseline and distilled, trained with several seeds.
+"""Seed study: every student of a pipeline (or one), baseline and distilled, trained with several seeds.
 
 ChnSentiCorp's dev and test sets hold 1,200 reviews each: one review is 0.08 points, and a student's
 accuracy moves by a few tenths from seed to seed. This trains the baseline (part.0 only) and the
 distilled student (part.0 + part.1) of a finished pipeline run once per seed and prints dev/test
 accuracy per seed with mean and standard deviation, so a distillation gain can be told from noise.
 
+    python bench/bench_seeds.py examples/pipeline_quick.json                 # every student, seeds 1,2,3
     python bench/bench_seeds.py examples/pipeline_cpu_case2.json bow --seeds 1,2,3
     python bench/bench_seeds.py examples/pipeline_cpu_case2.json bow --set distill.loss=mse --tag mse
 
@@ -33,73 +34,69 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("config")
-    ap.add_argument("student", help="a name under the config's students")
+    ap.add_argument("config", help="pipeline config whose label step has run")
+    ap.add_argument("student", nargs="?", help="a name under the config's students (default: every student)")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     ap.add_argument("--tag", default="default")
     ap.add_argument("--kinds", default="base,distilled", help="base, distilled or both")
     args = ap.parse_args()
     cfg = load_config(args.config, args.overrides)
-    lay, student = Pipeline(cfg).layout, cfg.students[args.student]
+    lay = Pipeline(cfg).layout
+    names = [args.student] if args.student else list(cfg.students)
     if "distilled" in args.kinds and not lay.part1.exists():
         sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
     distill_train = from_dict(TrainConfig, {**to_dict(cfg.train), **cfg.distill}, "distill")
     kinds = {"base": ([], cfg.train), "distilled": ([str(lay.part1)], distill_train)}
     rows = []
-    for kind in args.kinds.split(","):
-        part1, train_cfg = kinds[kind]
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            out = Path(cfg.work) / "seeds" / f"{args.student}_{args.tag}_{kind}_s{seed}"
-            run = StudentRunConfig(
-                DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column),
-                student,
-                replace(train_cfg, seed=seed),
-                str(out),
-            )
-            t0 = time.perf_counter()
-            m = train_student(run, progress=False)
-            rows.append(
-                {
-                    "kind": kind,
-                    "seed": seed,
-                    "dev": m["dev"]["accuracy"] * 100,
-                    "test": m["test"]["accuracy"] * 100,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            print(
-                f"{args.student} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
-                f"test {rows[-1]['test']:.2f} ({rows[-1]['seconds']:.0f}s)",
-                flush=True,
-            )
+    for name in names:
+        student = cfg.students[name]
+        for kind in args.kinds.split(","):
+            part1, train_cfg = kinds[kind]
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                out = Path(cfg.work) / "seeds" / f"{name}_{args.tag}_{kind}_s{seed}"
+                data = DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column)
+                run = StudentRunConfig(data, student, replace(train_cfg, seed=seed), str(out))
+                t0 = time.perf_counter()
+                m = train_student(run, progress=False)
+                rows.append(
+                    {
+                        "student": name,
+                        "kind": kind,
+                        "seed": seed,
+                        "dev": m["dev"]["accuracy"] * 100,
+                        "test": m["test"]["accuracy"] * 100,
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+                print(
+                    f"{name} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
+                    f"test {rows[-1]['test']:.2f} ({rows[-1]['seconds']:.0f}s)",
+                    flush=True,
+                )
     summary = {}
-    print(f"\n{'variant':<14} {'kind':<9} {'n':>2} {'dev mean':>8} {'sd':>5} {'test mean':>9} {'sd':>5}")
-    for kind in args.kinds.split(","):
-        r = [x for x in rows if x["kind"] == kind]
-        s = {k: (statistics.mean(x[k] for x in r), statistics.pstdev(x[k] for x in r)) for k in ("dev", "test")}
-        summary[kind] = {
-            "n": len(r),
-            "dev_mean": s["dev"][0],
-            "dev_sd": s["dev"][1],
-            "test_mean": s["test"][0],
-            "test_sd": s["test"][1],
-        }
-        print(
-            f"{args.tag:<14} {kind:<9} {len(r):>2} {s['dev'][0]:8.2f} {s['dev'][1]:5.2f} {s['test'][0]:9.2f} "
-            f"{s['test'][1]:5.2f}"
-        )
-    out = HERE / "out" / f"seeds_{Path(args.config).stem}_{args.student}_{args.tag}.json"
+    print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} {'dev mean':>8} {'sd':>5} {'test mean':>9} {'sd':>5}")
+    for name in names:
+        for kind in args.kinds.split(","):
+            r = [x for x in rows if x["kind"] == kind and x["student"] == name]
+            s = {k: (statistics.mean(x[k] for x in r), statistics.pstdev(x[k] for x in r)) for k in ("dev", "test")}
+            summary[f"{name}/{kind}"] = {
+                "n": len(r),
+                "dev_mean": s["dev"][0],
+                "dev_sd": s["dev"][1],
+                "test_mean": s["test"][0],
+                "test_sd": s["test"][1],
+            }
+            print(
+                f"{name:<8} {args.tag:<14} {kind:<9} {len(r):>2} {s['dev'][0]:8.2f} {s['dev'][1]:5.2f} "
+                f"{s['test'][0]:9.2f} {s['test'][1]:5.2f}"
+            )
+    who = args.student or "all"
+    out = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
-            {
-                "config": args.config,
-                "student": args.student,
-                "overrides": args.overrides,
-                "rows": rows,
-                "summary": summary,
-            },
+            {"config": args.config, "students": names, "overrides": args.overrides, "rows": rows, "summary": summary},
             indent=1,
         )
     )
