@@ -44,3 +44,47 @@ def format_metrics(m: dict) -> str:
         )
     lines.append("confusion (rows gold, columns predicted): " + str(m["confusion"]))
     return "\n".join(lines)
+
+
+def pair_order(scores, positive, groups=None) -> dict:
+    """The pair-order ratio (正逆序比) of a matching model, with AUC.
+
+    scores: the model's score for the positive class per candidate [N]; positive: True where the
+    candidate truly matches [N]; groups: the query each candidate belongs to [N] (the same text_a, or
+    a qid column), or None to compare every positive with every negative of the set.
+    Within each group holding at least one positive and one negative, every (positive, negative) pair
+    is `correct` when the positive scores higher, `reversed` when lower, a `tie` when equal.
+    ratio = correct / reversed; auc = (correct + ties / 2) / pairs. Without groups and ties,
+    ratio = auc / (1 - auc).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(positive, dtype=bool)
+    keys = (
+        np.zeros(len(scores), dtype=np.int64)
+        if groups is None
+        else np.unique(np.asarray(groups), return_inverse=True)[1]
+    )
+    correct = reversed_ = ties = 0
+    used = 0
+    for g in np.unique(keys):
+        in_g = keys == g
+        pos, neg = np.sort(scores[in_g & positive]), np.sort(scores[in_g & ~positive])
+        if not len(pos) or not len(neg):
+            continue
+        used += 1
+        below = np.searchsorted(neg, pos, side="left")  # negatives scored lower than each positive
+        at_or_below = np.searchsorted(neg, pos, side="right")
+        correct += int(below.sum())
+        ties += int((at_or_below - below).sum())
+        reversed_ += int((len(neg) - at_or_below).sum())
+    pairs = correct + reversed_ + ties
+    return {
+        "correct": correct,
+        "reversed": reversed_,
+        "ties": ties,
+        "pairs": pairs,
+        "groups": used if groups is not None else None,
+        "ratio": correct / reversed_ if reversed_ else float("inf") if correct else float("nan"),
+        "auc": (correct + ties / 2) / pairs if pairs else float("nan"),
+        "grouped": groups is not None,
+    }
