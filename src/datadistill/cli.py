@@ -181,7 +181,9 @@ def _add_predict(sub) -> None:
         parents=[_common()],
         help="predict with a model folder: text lines in, label<TAB>probabilities out",
         description="Reads one text per line (TAB-separated for pairs) from stdin or --input and "
-        "writes label<TAB>probabilities per line; on stdin each line is answered as it arrives.",
+        "writes label<TAB>probabilities per line, one output line per input line (a blank line is answered by a "
+        "blank line); on stdin each line is answered as it arrives. A --input file whose header has text_a is "
+        "read as a table.",
     )
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--input", help="read texts from this file instead of stdin (batched)")
@@ -307,7 +309,7 @@ def _run_teacher_finetune(args) -> None:
     for name in ("train", "dev", "out"):
         if not getattr(args, name):
             raise ConfigError(f"--{name} is required (or set it in the config)")
-    train, dev, _, label_map = read_splits(args.train, args.dev, label_column=args.label_column, log=logger)
+    train, dev, _, label_map = read_splits(args.train, args.dev, label_column=args.label_column)
     m = finetune(cfg, train, dev, args.out, label_map, progress=_bars(args))
     logger.info(
         f"teacher: best dev accuracy {m['dev_accuracy'] * 100:.2f} after {m['steps']} steps "

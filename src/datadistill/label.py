@@ -31,7 +31,7 @@ import numpy as np
 
 from .batching import in_length_order
 from .data.cache import ScoreCache, file_digest
-from .data.io import Example, ExampleReader, ExampleWriter, check_output
+from .data.io import Example, ExampleReader, ExampleWriter, check_output, format_field
 from .errors import DataError
 from .lock import exclusive
 from .log import Progress, logger
@@ -91,10 +91,6 @@ def _chunks(it: Iterator[Example], size: int) -> Iterator[list[Example]]:
         yield buf
 
 
-def _fmt(values) -> str:
-    return "" if values is None else " ".join(f"{x:.6g}" for x in values)
-
-
 def _count_lines(path: Path) -> int:
     """Lines in a file (a last line without a newline counts), read in 1 MiB blocks."""
     n, last = 0, b"\n"
@@ -111,8 +107,14 @@ def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int)
         sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
         return (
             np.array(sc.labels, dtype=object),
-            np.array([_fmt(sc.probs[k] if sc.probs is not None else None) for k in range(len(idx))], dtype=object),
-            np.array([_fmt(sc.logits[k] if sc.logits is not None else None) for k in range(len(idx))], dtype=object),
+            np.array(
+                [format_field("probs", sc.probs[k] if sc.probs is not None else None) for k in range(len(idx))],
+                dtype=object,
+            ),
+            np.array(
+                [format_field("logits", sc.logits[k] if sc.logits is not None else None) for k in range(len(idx))],
+                dtype=object,
+            ),
         )
 
     return in_length_order([len(t) for t in a], batch_size, run)

@@ -131,6 +131,7 @@ class Pipeline:
         self.layout = Layout.of(cfg.work, cfg.teacher_dir)
         self.progress = progress
         self.steps = {s.name: s for s in STEPS}
+        self._labels: list[str] | None = None
 
     # -- the build system ---------------------------------------------------------------------------
     def stale_reason(self, name: str) -> str | None:
@@ -239,9 +240,12 @@ class Pipeline:
         return None if self.trains_teacher() else settings_of(self.cfg.teacher)
 
     def data_labels(self) -> list[str]:
-        """The label map's order (from data.train): the order part.1's scores and every model use."""
-        _, _, _, lm = read_splits(self.cfg.data.train, label_column=self.cfg.data.label_column)
-        return lm.labels
+        """The label map's order (from data.train): the order part.1's scores and every model use.
+        Read once per run (labelling and the report both need it)."""
+        if self._labels is None:
+            _, _, _, lm = read_splits(self.cfg.data.train, label_column=self.cfg.data.label_column)
+            self._labels = lm.labels
+        return self._labels
 
     def load_teacher(self, batch_size: int, precision: str, device: str = "auto"):
         """The teacher of `teacher.kind`, answering in the data's label order."""
@@ -274,7 +278,7 @@ class Pipeline:
 # -- the steps ------------------------------------------------------------------------------------------
 def _run_teacher(p: Pipeline) -> None:
     d = p.cfg.data
-    train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column, log=log)
+    train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
     m = p.teacher_kind().finetune(p.cfg.teacher, train, dev, p.layout.teacher, lm, progress=p.progress)
     (p.layout.teacher / "finetune_metrics.json").write_text(json.dumps(m, indent=1))
 
@@ -478,7 +482,8 @@ def write_shards(parts: list[Path], out_dir: Path, n: int, seed: int = 1) -> lis
     """part.0 + part.1 rows shuffled into `n` files of equal size (±1 row), each with the header of part.1.
 
     part.0 rows get empty probs/logits columns so every shard has one format."""
-    header1 = Path(parts[1]).read_text(encoding="utf-8").split("\n", 1)[0].split("\t")
+    with open(parts[1], encoding="utf-8") as f:  # the header only, not the whole of part.1
+        header1 = f.readline().rstrip("\r\n").split("\t")
     rows = [ex for part in parts for ex in ExampleReader(part)]
     if n > len(rows):
         raise ConfigError(f"shards: {n} shards for {len(rows)} rows; at most one shard per row")

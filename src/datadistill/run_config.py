@@ -164,4 +164,7 @@ def teacher_config(section: Any, where: str = "teacher"):
         from .registry import unknown_name_message
 
         raise ConfigError(f"{where}.kind: " + unknown_name_message("teacher kind", str(kind), TEACHERS.names()))
-    return from_dict(TEACHERS.get(kind).config_class, section, where)
+    cls = TEACHERS.get(kind).config_class
+    if cls is None:
+        raise ConfigError(f"{where}.kind: the teacher kind '{kind}' has no config section; it cannot run in a pipeline")
+    return from_dict(cls, section, where)

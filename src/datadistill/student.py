@@ -316,7 +316,7 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
 
     t0 = time.perf_counter()
     d, s = cfg.data, cfg.student
-    train_ex, dev_ex, test_ex, label_map = read_splits(d.train, d.dev, d.test, d.label_column, d.skip_bad_lines, log)
+    train_ex, dev_ex, test_ex, label_map = read_splits(d.train, d.dev, d.test, d.label_column, d.skip_bad_lines)
     part1_ex = [ex for p in d.teacher_labelled for ex in _read_part1(p, label_map, d)]
     if part1_ex and (cfg.train.min_confidence > 0 or cfg.train.balance_part1):
         from .select import select_part1

@@ -71,3 +71,21 @@ def test_stuck_crashing_or_malformed_programs_are_reported(tmp_path, body, messa
 def test_missing_program(tmp_path):
     with pytest.raises(TeacherError, match="program 'no-such-teacher-xyz' not found"):
         CommandTeacher("no-such-teacher-xyz --flag").score(["a"])
+
+
+def test_a_teacher_kind_without_a_config_section_is_refused_by_name():
+    from datadistill.config import ConfigError
+    from datadistill.run_config import teacher_config
+    from datadistill.teacher import Teacher, TeacherScores, register_teacher
+
+    @register_teacher("python_only")
+    class PythonOnly(Teacher):
+        name = "python_only"
+
+        def score(self, texts_a, texts_b=None):
+            return TeacherScores(labels=["1"] * len(texts_a))
+
+    with pytest.raises(ConfigError, match="teacher.kind: the teacher kind 'python_only' has no config section"):
+        teacher_config({"kind": "python_only"})
+    with pytest.raises(TeacherError, match="teacher kind 'python_only' cannot be built from a pipeline config"):
+        PythonOnly.load(None, None, 1, "auto")

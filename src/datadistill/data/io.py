@@ -397,17 +397,19 @@ def read_splits(
     test: str | Path | None = None,
     label_column: str = "label",
     skip_bad_lines: bool = False,
-    log=None,
 ):
     """Read the labelled train file, build the label map from it, read dev and test against that map.
 
     Returns (train, dev, test, label_map); dev/test are [] when not given. Lenient reading logs a
-    summary of skipped lines through `log` (a logger)."""
+    summary of the skipped lines."""
+    from ..log import logger
+
+    log = logger.getChild("data")
 
     def read(path, label_map):
         reader = ExampleReader(path, label_column=label_column, label_map=label_map, skip_bad_lines=skip_bad_lines)
         rows = list(reader)
-        if reader.stats.skipped and log is not None:
+        if reader.stats.skipped:
             log.warning(reader.stats.summary())
         return rows
 

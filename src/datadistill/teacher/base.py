@@ -63,8 +63,12 @@ class Teacher(abc.ABC):
         labels: list[str] | None = None,
     ) -> "Teacher":
         """The scoring teacher for a pipeline config section and its folder, its scores in the order of
-        `labels` (the data's label map) when given."""
-        raise NotImplementedError
+        `labels` (the data's label map) when given. A teacher class without a config section (one made
+        in Python and handed to `label_file`) cannot be named in a pipeline config."""
+        raise TeacherError(
+            f"teacher kind '{cls.name}' cannot be built from a pipeline config: it has no config "
+            f"section (register a kind with config_class and load)"
+        )
 
     def describe(self) -> str:
         """A stable description (for resume checks and the score cache): what this teacher is."""
