@@ -13,3 +13,27 @@ def test_classical_baseline_learns_the_fixture_task_and_reports_its_size(sentime
     pred = clf.predict_ids([t for _, t in test])
     assert pred.shape == (100,) and np.mean(pred == np.array([int(lab) for lab, _ in test])) >= 0.95
     assert clf.parameters() > 100 and 0 < clf.size_mb() < 5
+
+
+def test_classical_baseline_on_pairs_learns_whether_the_sides_match(words):
+    """Pairs: the label says whether both sides share their words; a model of one side cannot know."""
+    rng = np.random.default_rng(0)
+    vocab = ["苹果", "香蕉", "火车", "飞机", "电脑", "手机", "学校", "医院", "天气", "音乐", "电影", "足球"]
+
+    def pairs(n):
+        a, b, y = [], [], []
+        for _ in range(n):
+            w = list(rng.choice(vocab, 3, replace=False))
+            same = rng.random() < 0.5
+            other = w if same else list(rng.choice([v for v in vocab if v not in w], 3, replace=False))
+            a.append("".join(w) + "怎么样")
+            b.append("".join(rng.permutation(other)) + "好不好")
+            y.append(int(same))
+        return a, b, np.array(y)
+
+    a, b, y = pairs(400)
+    clf = ClassicalBaseline().fit(a, y, b)
+    ta, tb, ty = pairs(200)
+    assert np.mean(clf.predict_ids(ta, tb) == ty) >= 0.95
+    s = clf.scores(ta, tb)
+    assert s.shape == (200, 2) and np.array_equal(s.argmax(-1), clf.predict_ids(ta, tb))

@@ -153,6 +153,11 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--data", required=True, help="labelled TSV/JSONL")
     p.add_argument("--label-column", default="label")
+    p.add_argument(
+        "--positive",
+        help="the positive class of a two-class task, for its F1, AUC and pair-order ratio (default: '1' when "
+        "the labels are two and include it)",
+    )
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.set_defaults(func=_run_eval)
 
@@ -169,7 +174,7 @@ def _run_eval(args) -> None:
         out = Path(args.json).resolve()
         if out == resolve(args.data).resolve() or out.parent == Path(args.model).resolve():
             raise DataError(f"{args.json}: is the evaluated data or a file of the model; --json names a new file")
-    m = evaluate_folder(args.model, args.data, args.label_column)
+    m = evaluate_folder(args.model, args.data, args.label_column, args.positive)
     print(format_metrics(m))
     if args.json:
         dump_json(m, args.json)
@@ -499,6 +504,46 @@ def _run_datasets(args) -> None:
         print(f"source: {source}")
 
 
+def _add_split(sub) -> None:
+    p = sub.add_parser(
+        "split",
+        parents=[_common()],
+        help="a fixed train/dev/test split of one labelled TSV (stratified by class or grouped by query)",
+        description="Writes OUT/train.tsv, dev.tsv, test.tsv (rows unchanged, header kept) and split.json (the "
+        "plan, the source's digest, the rows per part and label). With --train N, the rows left over go to "
+        "OUT/unlabelled.tsv with their text columns only.",
+    )
+    p.add_argument("input", help="labelled TSV")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--dev", type=int, required=True, help="rows in dev")
+    p.add_argument("--test", type=int, required=True, help="rows in test")
+    p.add_argument("--train", type=int, help="rows in train (default: all the others)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--stratify", metavar="COLUMN", help="keep each class's share of COLUMN in every part")
+    g.add_argument("--group", metavar="COLUMN", help="keep rows sharing COLUMN (text_a or qid) in one part")
+    p.add_argument("--label-column", default="label", help="the label column (when not stratifying by one)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=_run_split)
+
+
+def _run_split(args) -> None:
+    from .data.split import SplitPlan, split_file
+
+    for name in ("dev", "test", "train"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name != "train" else 1):
+            raise ConfigError(f"--{name} must be {'at least 1' if name == 'train' else '0 or more'}, got {v}")
+    rec = split_file(
+        args.input,
+        args.out,
+        SplitPlan(args.dev, args.test, args.train, args.stratify, args.group, args.seed),
+        args.label_column,
+    )
+    for name, c in rec["parts"].items():
+        labels = ", ".join(f"{k} {v}" for k, v in c.get("labels", {}).items())
+        print(f"{args.out}/{name}.tsv: {c['rows']:,} rows" + (f" ({labels})" if labels else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadistill",
@@ -511,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
     _add_datasets(sub)
+    _add_split(sub)
     _add_augment(sub)
     _add_teacher(sub)
     _add_label(sub)

@@ -1,4 +1,6 @@
-"""Classification metrics: accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+"""Metrics: accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix for every task;
+for two-class tasks also the ranking view of the positive class (its F1, AUC and the pair-order
+ratio 正逆序比 that search and matching tasks are judged by)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def format_metrics(m: dict) -> str:
     """A short human-readable report."""
     lines = [
         f"accuracy {m['accuracy'] * 100:.2f}  macro-F1 {m['macro_f1'] * 100:.2f}  (n={m['n']})",
+        *([format_ranking(m["ranking"])] if m.get("ranking") else []),
         f"{'label':>10} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>6}",
     ]
     for lab, c in m["per_class"].items():
@@ -88,3 +91,71 @@ def pair_order(scores, positive, groups=None) -> dict:
         "auc": (correct + ties / 2) / pairs if pairs else float("nan"),
         "grouped": groups is not None,
     }
+
+
+# Grouping by text_a is used when at least this share of the rows lies in groups holding both a
+# positive and a negative candidate; otherwise (e.g. LCQMC, one candidate per query) all pairs.
+GROUPED_SHARE = 0.5
+
+
+def query_groups(examples, positive: np.ndarray) -> tuple[list[str] | None, str]:
+    """The groups the pair-order ratio counts within, and how they were chosen, in words.
+
+    A `qid` column names the groups; else candidates sharing a `text_a` form one when most rows
+    fall in such mixed groups; else None (every positive against every negative of the set)."""
+    if all(getattr(e, "qid", None) is not None for e in examples):
+        return [e.qid for e in examples], "within qid groups"
+    keys = [e.text_a for e in examples]
+    _, inverse = np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)
+    n_pos = np.bincount(inverse, weights=positive.astype(float))
+    n_all = np.bincount(inverse)
+    mixed = (n_pos > 0) & (n_pos < n_all)
+    if len(keys) and mixed[inverse].mean() >= GROUPED_SHARE:
+        return keys, "within groups of the same text_a"
+    return None, "over all positive-negative pairs of the set (too few queries with several candidates)"
+
+
+def positive_label(labels: list[str], positive: str | None = None) -> str | None:
+    """The positive class of a two-class task: `positive` when given, else '1' when the labels are
+    two and include it; None for other tasks (no ranking metrics)."""
+    if positive is not None:
+        if positive not in labels:
+            raise ValueError(f"positive label '{positive}' is not a label of this task (labels: {', '.join(labels)})")
+        return positive
+    return "1" if len(labels) == 2 and "1" in labels else None
+
+
+def task_metrics(
+    gold: np.ndarray,
+    probs: np.ndarray,
+    labels: list[str],
+    positive: str | None = None,
+    examples=None,
+) -> dict:
+    """classification_metrics of argmax(probs [N, C]) and, when the task has a positive label, the
+    `ranking` view: that class's F1, AUC and pair-order ratio of its probability (grouped as
+    `query_groups` decides from `examples`)."""
+    m = classification_metrics(gold, probs.argmax(-1), labels)
+    pos = positive_label(labels, positive)
+    if pos is not None:
+        k = labels.index(pos)
+        is_pos = gold == k
+        groups, how = query_groups(examples, is_pos) if examples is not None else (None, "over all pairs")
+        order = pair_order(probs[:, k], is_pos, groups)
+        m["ranking"] = {
+            "positive": pos,
+            "f1_positive": m["per_class"][pos]["f1"],
+            "auc": order["auc"],
+            "pair_order": order["ratio"],
+            "grouping": how,
+            **{k2: order[k2] for k2 in ("correct", "reversed", "ties", "pairs", "groups")},
+        }
+    return m
+
+
+def format_ranking(r: dict) -> str:
+    return (
+        f"positive '{r['positive']}': F1 {r['f1_positive'] * 100:.2f}  AUC {r['auc'] * 100:.2f}  "
+        f"pair-order {r['pair_order']:.2f} ({r['correct']:,} correct / {r['reversed']:,} reversed, "
+        f"{r['ties']:,} ties, {r['grouping']})"
+    )

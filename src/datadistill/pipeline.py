@@ -322,8 +322,12 @@ def _check_teacher_is_worth_it(p: Pipeline) -> None:
         return
     d = p.cfg.data
     train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
-    clf = ClassicalBaseline().fit([e.text_a for e in train], [lm.id(e.label) for e in train])
-    classical = float((clf.predict_ids([e.text_a for e in dev]) == [lm.id(e.label) for e in dev]).mean())
+    pair = train[0].text_b is not None
+    clf = ClassicalBaseline().fit(
+        [e.text_a for e in train], [lm.id(e.label) for e in train], [e.text_b or "" for e in train] if pair else None
+    )
+    dev_ids = clf.predict_ids([e.text_a for e in dev], [e.text_b or "" for e in dev] if pair else None)
+    classical = float((dev_ids == [lm.id(e.label) for e in dev]).mean())
     teacher = json.loads(metrics.read_text())["dev_accuracy"]
     if teacher <= classical:
         log.warning(

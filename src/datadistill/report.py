@@ -19,7 +19,7 @@ import torch
 from .data.cache import model_files
 from .data.io import ExampleReader
 from .data.labels import LabelMap
-from .evaluate import classification_metrics
+from .evaluate import positive_label, task_metrics
 from .layout import Layout
 from .log import logger
 from .speed import latency, throughput
@@ -32,127 +32,192 @@ def _size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in model_files(folder)) / 2**20 if folder.is_dir() else 0.0
 
 
+class TestSet:
+    """The test file as the report reads it: texts (and pairs), gold ids, the examples (for groups)."""
+
+    def __init__(self, path, label_column: str, label_map: LabelMap) -> None:
+        self.examples = list(ExampleReader(path, label_column=label_column, label_map=label_map))
+        self.texts_a = [e.text_a for e in self.examples]
+        pair = any(e.text_b is not None for e in self.examples)
+        self.texts_b = [e.text_b or "" for e in self.examples] if pair else None
+        self.gold = np.array([label_map.id(e.label) for e in self.examples])
+        self.items = list(zip(self.texts_a, self.texts_b or [None] * len(self.texts_a)))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+def _on_items(probs_fn):
+    """A model's `probs(texts_a, texts_b)` as a function of (text_a, text_b) items, for the speed meters."""
+    return lambda items: probs_fn([a for a, _ in items], [b for _, b in items] if items[0][1] is not None else None)
+
+
 def _row(
     name: str,
     kind: str,
+    probs_fn,
+    test: TestSet,
     labels: list[str],
-    predict_ids,
-    predict_batch,
-    texts,
-    gold,
+    positive: str | None,
     params: int | None,
     size_mb: float,
     lat_n: int,
-    tput_texts: list[str],
+    tput_items: list,
 ) -> dict:
-    m = classification_metrics(gold, predict_ids(texts), labels)
-    p50, p99 = latency(predict_batch, texts, n=lat_n)
-    return {
+    """One model measured: metrics on the whole test set from its scores [N, C], then its speed."""
+    m = task_metrics(test.gold, probs_fn(test.texts_a, test.texts_b), labels, positive, test.examples)
+    p50, p99 = latency(_on_items(probs_fn), test.items, n=lat_n)
+    row = {
         "model": name,
         "kind": kind,
         "test_accuracy": m["accuracy"],
         "test_macro_f1": m["macro_f1"],
+        "test_f1": {lab: c["f1"] for lab, c in m["per_class"].items()},
         "parameters": params,
         "size_mb": size_mb,
-        "texts_per_s": throughput(predict_batch, tput_texts),
+        "texts_per_s": throughput(_on_items(probs_fn), tput_items),
         "p50_ms": p50,
         "p99_ms": p99,
     }
+    if "ranking" in m:
+        row["ranking"] = m["ranking"]
+    return row
 
 
-def _classical_row(layout: Layout, data, label_map: LabelMap, texts: list[str], gold: np.ndarray) -> dict:
+def _classical_row(layout: Layout, data, label_map: LabelMap, test: TestSet, positive: str | None) -> dict:
     """TF-IDF over character 1-3-grams + a linear SVM, trained on part.0 (the gold labels) in this step."""
     from .classical import ClassicalBaseline
 
     part0 = list(ExampleReader(layout.part0, label_column=data.label_column, label_map=label_map))
     log.info(f"[report] training and measuring the classical baseline on part.0 ({len(part0)} rows)")
-    clf = ClassicalBaseline().fit([e.text_a for e in part0], np.array([label_map.id(e.label) for e in part0]))
+    clf = ClassicalBaseline().fit(
+        [e.text_a for e in part0],
+        np.array([label_map.id(e.label) for e in part0]),
+        [e.text_b or "" for e in part0] if test.texts_b is not None else None,
+    )
     return _row(
         "classical",
         "classical",
+        clf.scores,
+        test,
         label_map.labels,
-        clf.predict_ids,
-        clf.predict_ids,
-        texts,
-        gold,
+        positive,
         clf.parameters(),
         clf.size_mb(),
         300,
-        texts * 2,
+        test.items * 2,
     )
 
 
+def _teacher_probs(teacher, labels: list[str]):
+    """The teacher's probabilities [N, C]; one-hot of its labels when it gives none (an external program)."""
+    ids = {lab: i for i, lab in enumerate(labels)}
+
+    def probs(texts_a, texts_b=None):
+        sc = teacher.score(texts_a, texts_b)
+        if sc.probs is not None:
+            return np.asarray(sc.probs)
+        out = np.zeros((len(texts_a), len(labels)))
+        for i, lab in enumerate(sc.labels):
+            if lab in ids:
+                out[i, ids[lab]] = 1.0
+        return out
+
+    return probs
+
+
+def _compared(row: dict, multiclass: bool) -> list[tuple[str, str, float]]:
+    """The (key, name, value) scores a warning compares: accuracy, and macro-F1 for more than two
+    classes (minority classes) or the pair-order ratio for a ranked positive class."""
+    out = [("test_accuracy", "accuracy", row["test_accuracy"] * 100)]
+    if multiclass:
+        out.append(("test_macro_f1", "macro-F1", row["test_macro_f1"] * 100))
+    if "ranking" in row:
+        out.append(("pair_order", "pair-order ratio", row["ranking"]["pair_order"]))
+    return out
+
+
+def _warnings(rows: list[dict], multiclass: bool) -> list[str]:
+    teacher = rows[0]
+    t_scores = _compared(teacher, multiclass)
+    out = []
+    for r in rows[1:]:
+        if r["kind"] in ("classical", "baseline"):
+            for (_, what, tv), (_, _, rv) in zip(t_scores, _compared(r, multiclass)):
+                if rv >= tv:
+                    out.append(
+                        f"the teacher ({what} {tv:.2f}) is not above {r['model']} ({rv:.2f}) on test: "
+                        f"distilling it cannot be expected to help"
+                    )
+        base = next((b for b in rows if b["model"] == f"{r['model']}_base"), None)
+        if r["kind"] == "distilled" and base is not None:
+            for (_, what, dv), (_, _, bv) in zip(_compared(r, multiclass), _compared(base, multiclass)):
+                if bv > dv:
+                    out.append(
+                        f"distilled {r['model']} ({what} {dv:.2f}) is below its baseline {base['model']} ({bv:.2f}) on test"
+                    )
+    return out
+
+
 def write_report(
-    layout: Layout, data, model_names: list[str], teacher, labels: list[str], teacher_rows: int = 256
+    layout: Layout,
+    data,
+    model_names: list[str],
+    teacher,
+    labels: list[str],
+    teacher_rows: int = 256,
 ) -> dict:
-    """Measure the teacher (the pipeline's, in the precision it labels with) and every student on
-    `data.test`; write report.md/json/png into `layout.report`."""
+    """Measure the teacher (the pipeline's, in the precision it labels with), the classical baseline and
+    every student on `data.test`; write report.md/json/png into `layout.report`."""
     from .predict import Predictor
 
     out = layout.report
     label_map = LabelMap(labels)  # the data's order: the students' ids and the teacher's answers use it
-    test = list(ExampleReader(data.test, label_column=data.label_column, label_map=label_map))
-    texts = [e.text_a for e in test]
-    gold = np.array([label_map.id(e.label) for e in test])
+    test = TestSet(data.test, data.label_column, label_map)
+    positive = positive_label(labels, getattr(data, "positive_label", None))
+    multiclass = len(labels) > 2
     t_params = teacher.parameters()
     precision = getattr(teacher, "precision", "its own precision")
     log.info(
         f"[report] measuring the teacher ({f'{t_params:,}' if t_params else 'unknown'} parameters, {precision}) "
-        f"on {len(texts)} test texts"
+        f"on {len(test)} test texts"
     )
-    ids = {lab: i for i, lab in enumerate(labels)}
     rows = [
         _row(
             "teacher",
             "teacher",
+            _teacher_probs(teacher, labels),
+            test,
             labels,
-            lambda ts: np.array([ids.get(x, -1) for x in teacher.score(ts).labels]),
-            lambda ts: teacher.score(ts),
-            texts,
-            gold,
+            positive,
             t_params,
             _size_mb(layout.teacher),
             20,
-            texts[:teacher_rows],
+            test.items[:teacher_rows],
         )
     ]
-    rows.append(_classical_row(layout, data, label_map, texts, gold))
+    rows.append(_classical_row(layout, data, label_map, test, positive))
     for name in model_names:
         folder = layout.student(name)
         pred = Predictor(folder)
         params = json.loads((folder / "metrics.json").read_text())["parameters"]
         log.info(f"[report] measuring {name}")
-        ids = lambda ts, p=pred: p.logits(ts).argmax(-1)  # noqa: E731
         rows.append(
             _row(
                 name,
                 "baseline" if name.endswith("_base") else "distilled",
+                pred.predict_proba,
+                test,
                 labels,
-                ids,
-                pred.predict,
-                texts,
-                gold,
+                positive,
                 params,
                 _size_mb(folder),
                 300,
-                texts * 2,
+                test.items * 2,
             )
         )
     rows[0]["precision"] = precision
-    warnings = [
-        f"the teacher ({rows[0]['test_accuracy'] * 100:.2f}) is not above {r['model']} "
-        f"({r['test_accuracy'] * 100:.2f}) on test: distilling it cannot be expected to help"
-        for r in rows[1:]
-        if r["kind"] in ("classical", "baseline") and r["test_accuracy"] >= rows[0]["test_accuracy"]
-    ]
-    warnings += [
-        f"distilled {r['model']} ({r['test_accuracy'] * 100:.2f}) is below its baseline {r['model']}_base "
-        f"({base['test_accuracy'] * 100:.2f}) on test"
-        for r in rows
-        if r["kind"] == "distilled"
-        for base in rows
-        if base["model"] == f"{r['model']}_base" and base["test_accuracy"] > r["test_accuracy"]
-    ]
+    warnings = _warnings(rows, multiclass)
     for w in warnings:
         log.warning(f"[report] {w}")
     t_rate = rows[0]["texts_per_s"]
@@ -162,32 +227,67 @@ def write_report(
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         "test": str(data.test),
+        "pairs": test.texts_b is not None,
+        "labels": labels,
         "rows": rows,
         "warnings": warnings,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    lines = [
-        "| model | kind | test acc | macro-F1 | parameters | MB | texts/s | p50 ms | p99 ms | speed-up |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    table = _main_table(rows)
+    what = "text pairs" if test.texts_b is not None else "texts"
+    md = (
+        f"# Distillation report\n\nTest set: `{data.test}` ({len(test)} {what}, {len(labels)} labels). "
+        f"Machine: {report['machine']}. Speed includes tokenization, measured in this run on the CPU "
+        f"(teacher in {precision}, as it labels; its throughput on the first {min(teacher_rows, len(test))} "
+        f"test {what}, latency on 20; the others on all of them).\n\n" + table + "\n"
+    )
+    if "ranking" in rows[0]:
+        r = rows[0]["ranking"]
+        groups = f" ({r['groups']:,} groups)" if r["groups"] else ""
+        md += (
+            f"\nPositive class '{r['positive']}': F1 of that class; AUC and the pair-order ratio (正逆序比: "
+            f"positive-negative pairs ordered correctly ÷ reversed) of its score, counted {r['grouping']}"
+            f"{groups}, {r['pairs']:,} pairs.\n"
+        )
+    if multiclass:
+        md += "\n" + _per_class_table(rows, labels) + "\n"
+    md += "".join(f"\n**Warning:** {w}.\n" for w in warnings)
+    (out / "report.md").write_text(md, encoding="utf-8")
+    _plot(rows, out / "accuracy_vs_speed.png")
+    log.info("[report]\n" + table)
+    return report
+
+
+def _main_table(rows: list[dict]) -> str:
+    ranked = "ranking" in rows[0]
+    head = "| model | kind | test acc | macro-F1 |" + (" F1 (pos) | AUC | pair-order |" if ranked else "")
+    head += " parameters | MB | texts/s | p50 ms | p99 ms | speed-up |"
+    lines = [head, "| --- | --- |" + " ---: |" * (head.count("|") - 3)]
     for r in rows:
         params = f"{r['parameters']:,}" if r["parameters"] else "–"  # an external teacher's size is unknown
         size = f"{r['size_mb']:.1f}" if r["size_mb"] else "–"
-        lines.append(
-            f"| {r['model']} | {r['kind']} | {r['test_accuracy'] * 100:.2f} | {r['test_macro_f1'] * 100:.2f} | "
-            f"{params} | {size} | {r['texts_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['speedup']:,.0f}x |"
-        )
-    md = (
-        f"# Distillation report\n\nTest set: `{data.test}` ({len(texts)} texts). Machine: {report['machine']}. "
-        f"Speed includes tokenization, measured in this run on the CPU (teacher in {precision}, as it "
-        f"labels; its throughput on the first {min(teacher_rows, len(texts))} test texts, latency on 20; "
-        f"students on all of them).\n\n" + "\n".join(lines) + "\n" + "".join(f"\n**Warning:** {w}.\n" for w in warnings)
-    )
-    (out / "report.md").write_text(md, encoding="utf-8")
-    _plot(rows, out / "accuracy_vs_speed.png")
-    log.info("[report]\n" + "\n".join(lines))
-    return report
+        cells = [r["model"], r["kind"], f"{r['test_accuracy'] * 100:.2f}", f"{r['test_macro_f1'] * 100:.2f}"]
+        if ranked:
+            k = r["ranking"]
+            cells += [f"{k['f1_positive'] * 100:.2f}", f"{k['auc'] * 100:.2f}", f"{k['pair_order']:.2f}"]
+        cells += [params, size, f"{r['texts_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
+        cells.append(f"{r['speedup']:,.0f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _per_class_table(rows: list[dict], labels: list[str]) -> str:
+    """Test F1 per class (rows) and model (columns), with each class's support."""
+    lines = [
+        "Test F1 per class:\n",
+        "| class | " + " | ".join(r["model"] for r in rows) + " |",
+        "| --- |" + " ---: |" * len(rows),
+    ]
+    for lab in labels:
+        lines.append(f"| {lab} | " + " | ".join(f"{r['test_f1'][lab] * 100:.2f}" for r in rows) + " |")
+    lines.append("| **macro-F1** | " + " | ".join(f"**{r['test_macro_f1'] * 100:.2f}**" for r in rows) + " |")
+    return "\n".join(lines)
 
 
 def _plot(rows: list[dict], path: Path) -> None:

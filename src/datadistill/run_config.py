@@ -31,6 +31,9 @@ class PipelineData:
     unlabelled_ratio: float | None = None  # unlabelled : augmented rows (caps augmented rows)
     max_label_rows: int | None = None  # label at most this many rows (quick settings)
     seed: int = 1
+    # the positive class of a two-class task, for F1, AUC and the pair-order ratio in the report;
+    # None: '1' when the labels are two and include it
+    positive_label: str | None = None
 
     RANGES = {"unlabelled_ratio": (0, None, "open"), "max_label_rows": (1, None), "seed": (0, 2**32 - 1)}
 

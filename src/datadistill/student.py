@@ -46,8 +46,8 @@ class DataConfig:
     train: str = ""  # part.0: gold-labelled TSV/JSONL
     dev: str = ""  # for early stopping and model selection
     test: str | None = None  # reported, never used to select
-    teacher_labelled: list[str] = field(default_factory=list)  # part.1 files
-    label_column: str = "label"
+    teacher_labelled: list[str] = field(default_factory=list)  # part.1 files (their column is always `label`)
+    label_column: str = "label"  # of train, dev and test
     skip_bad_lines: bool = False
 
     def validate(self) -> None:
@@ -267,7 +267,8 @@ def evaluate_rows(model, featurizer: Featurizer, rows: list[Row], label_map: Lab
 
 
 def _read_part1(path: str, label_map: LabelMap, d: DataConfig) -> list[Example]:
-    reader = ExampleReader(path, label_column=d.label_column, label_map=label_map, skip_bad_lines=d.skip_bad_lines)
+    # part.1 is the label step's file: its teacher labels are in `label`, whatever the gold data calls its column
+    reader = ExampleReader(path, label_column="label", label_map=label_map, skip_bad_lines=d.skip_bad_lines)
     rows = []
     for ex in reader:
         for key in ("probs", "logits"):
@@ -391,8 +392,13 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     return metrics
 
 
-def evaluate_folder(folder: str | Path, data: str | Path, label_column: str = "label") -> dict:
-    """Metrics of the model in `folder` on the labelled file `data`."""
+def evaluate_folder(
+    folder: str | Path, data: str | Path, label_column: str = "label", positive: str | None = None
+) -> dict:
+    """Metrics of the model in `folder` on the labelled file `data` (with the ranking view of the
+    positive class for two-class tasks: see evaluate.task_metrics)."""
+    from .evaluate import task_metrics
+
     from .predict import Predictor
 
     pred = Predictor(folder)
@@ -400,9 +406,12 @@ def evaluate_folder(folder: str | Path, data: str | Path, label_column: str = "l
     if not exs:
         raise DataError(f"{data}: no examples (only a header?)")
     texts_b = [ex.text_b or "" for ex in exs] if pred.pair else None
-    ids = pred.logits([ex.text_a for ex in exs], texts_b).argmax(-1)
+    probs = pred.predict_proba([ex.text_a for ex in exs], texts_b)
     gold = np.array([pred.label_map.id(ex.label) for ex in exs])
-    return classification_metrics(gold, ids, pred.labels)
+    try:
+        return task_metrics(gold, probs, pred.labels, positive, exs)
+    except ValueError as e:  # an unknown --positive label
+        raise DataError(f"--positive: {e}") from None
 
 
 def dump_json(obj, path: str | Path) -> None:

@@ -33,6 +33,7 @@ class Example:
     tokens_b: list[str] | None = None
     probs: list[float] | None = None
     logits: list[float] | None = None
+    qid: str | None = None  # the query a candidate answers (pair-order metric groups by it)
     line: int = 0  # line number in the source file (1-based, header included)
 
 
@@ -190,6 +191,7 @@ class ExampleReader:
         i_label = index.get(self.label_column)
         i_ta, i_tb = index.get("tokens_a"), index.get("tokens_b")
         i_p, i_l = index.get("probs"), index.get("logits")
+        i_q = index.get("qid")
         width = len(cols)
         for n, line, problem in lines:
             try:
@@ -212,6 +214,8 @@ class ExampleReader:
                     ex.probs = self._floats(n, "probs", fields[i_p])
                 if i_l is not None:
                     ex.logits = self._floats(n, "logits", fields[i_l])
+                if i_q is not None:
+                    ex.qid = fields[i_q]
                 yield ex
             except _Skip:
                 continue
@@ -247,6 +251,8 @@ class ExampleReader:
                 ex = Example(text_a=self._check_text(n, "text_a", text_a), line=n)
                 if obj.get("text_b") is not None:
                     ex.text_b = self._check_text(n, "text_b", str(obj["text_b"]))
+                if obj.get("qid") is not None:
+                    ex.qid = str(obj["qid"])
                 if obj.get(self.label_column) is not None:
                     ex.label = self._check_label(n, str(obj[self.label_column]))
                 elif self.require_label:
