@@ -361,10 +361,10 @@ def test_a_teacher_no_better_than_the_simple_models_is_marked_in_the_report(tmp_
     assert main(["run", str(path), "--quiet"]) == 0
     err = capsys.readouterr().err
     report = json.loads((tmp_path / "work" / "report" / "report.json").read_text())
-    assert "the teacher (50.00) is not above classical (" in report["warnings"][0]
-    assert "warning: [report] the teacher (50.00) is not above classical" in err
+    assert "the teacher (accuracy 50.00) is not above classical (" in report["warnings"][0]
+    assert "warning: [report] the teacher (accuracy 50.00) is not above classical" in err
     md = (tmp_path / "work" / "report" / "report.md").read_text()
-    assert "**Warning:** the teacher (50.00) is not above classical" in md
+    assert "**Warning:** the teacher (accuracy 50.00) is not above classical" in md
 
 
 @pytest.mark.slow
@@ -373,6 +373,6 @@ def test_labelling_says_plainly_when_the_teacher_is_no_better_than_a_classical_m
     assert main(["run", str(path), "-q", "--steps", "teacher,augment,label", "--set", "teacher.max_steps=1"]) == 0
     err = capsys.readouterr().err
     assert (
-        "warning: [label] the teacher's dev accuracy (50.00) is not above a classical TF-IDF + linear SVM "
-        "trained on the same labels (100.00)" in err
+        "warning: [label] the teacher on dev: accuracy 50.00 (classical 100.00): it is not above a classical "
+        "TF-IDF + linear SVM trained on the same labels" in err
     )

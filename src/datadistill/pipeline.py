@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .augment import augment_file
 from .config import ConfigError, from_dict, to_dict
 from .data.cache import content_digest, digest, score_cache_name
@@ -310,34 +312,44 @@ def _write_label_input(p: Pipeline) -> Path:
     return p.layout.label_input
 
 
-def _check_teacher_is_worth_it(p: Pipeline) -> None:
+def _check_teacher_is_worth_it(p: Pipeline, teacher) -> None:
     """Say plainly, before labelling, when the fine-tuned teacher is no better on dev than a classical
-    model trained in seconds on the same labels: distilling it would likely make the students worse."""
+    model trained in seconds on the same labels (accuracy; and macro-F1 for more than two classes,
+    where a weak teacher hurts the minority classes first): distilling it would likely make the
+    students worse."""
+    from .classical import ClassicalBaseline
+    from .evaluate import classification_metrics
+
     metrics = p.layout.teacher / "finetune_metrics.json"
     if not p.trains_teacher() or not metrics.is_file():
         return
     try:
-        from .classical import ClassicalBaseline
+        clf = ClassicalBaseline()
     except ConfigError:  # scikit-learn missing: the report says how to install it
         return
     d = p.cfg.data
     train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
     pair = train[0].text_b is not None
-    clf = ClassicalBaseline().fit(
-        [e.text_a for e in train], [lm.id(e.label) for e in train], [e.text_b or "" for e in train] if pair else None
-    )
-    dev_ids = clf.predict_ids([e.text_a for e in dev], [e.text_b or "" for e in dev] if pair else None)
-    classical = float((dev_ids == [lm.id(e.label) for e in dev]).mean())
-    teacher = json.loads(metrics.read_text())["dev_accuracy"]
-    if teacher <= classical:
+    side_b = lambda rows: [e.text_b or "" for e in rows] if pair else None  # noqa: E731
+    clf.fit([e.text_a for e in train], [lm.id(e.label) for e in train], side_b(train))
+    gold = np.array([lm.id(e.label) for e in dev])
+    classical = classification_metrics(gold, clf.predict_ids([e.text_a for e in dev], side_b(dev)), lm.labels)
+    scores = [("accuracy", json.loads(metrics.read_text())["dev_accuracy"], classical["accuracy"])]
+    if len(lm) > 2:
+        ids = {lab: i for i, lab in enumerate(lm.labels)}
+        answers = teacher.score([e.text_a for e in dev], side_b(dev)).labels
+        t = classification_metrics(gold, np.array([ids.get(x, 0) for x in answers]), lm.labels)
+        scores.append(("macro-F1", t["macro_f1"], classical["macro_f1"]))
+    said = ", ".join(f"{what} {tv * 100:.2f} (classical {cv * 100:.2f})" for what, tv, cv in scores)
+    if any(tv <= cv for _, tv, cv in scores):
         log.warning(
-            f"[label] the teacher's dev accuracy ({teacher * 100:.2f}) is not above a classical TF-IDF + linear "
-            f"SVM trained on the same labels ({classical * 100:.2f}): students distilled from it will likely be "
-            f"worse than that simple model. Train the teacher longer or on longer texts (teacher.epochs, "
-            f"teacher.max_len), or use a stronger checkpoint (teacher.model)"
+            f"[label] the teacher on dev: {said}: it is not above a classical TF-IDF + linear SVM trained on the "
+            f"same labels, so students distilled from it will likely be worse than that simple model. Train the "
+            f"teacher longer or on longer texts (teacher.epochs, teacher.max_len), or use a stronger checkpoint "
+            f"(teacher.model)"
         )
     else:
-        log.info(f"[label] teacher dev accuracy {teacher * 100:.2f}, classical baseline {classical * 100:.2f}")
+        log.info(f"[label] the teacher on dev: {said}")
 
 
 def _run_label(p: Pipeline) -> None:
@@ -347,8 +359,8 @@ def _run_label(p: Pipeline) -> None:
     lay.part0.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(resolve_data(p.cfg.data.train), lay.part0)  # same bytes: baselines stay up to date
     src = _write_label_input(p)
-    _check_teacher_is_worth_it(p)
     teacher = p.load_teacher(lc.batch_size, lc.precision)
+    _check_teacher_is_worth_it(p, teacher)
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
     cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
