@@ -31,6 +31,7 @@ import numpy as np
 
 from .batching import in_length_order
 from .data.cache import ScoreCache, file_digest
+from .distributed import World
 from .data.io import Example, ExampleReader, ExampleWriter, check_output, format_field
 from .errors import DataError
 from .lock import exclusive
@@ -70,14 +71,17 @@ def _fingerprint(input_path: Path, teacher: Teacher) -> dict:
     return {"input": file_digest(input_path), "teacher": teacher.describe()}
 
 
-def _complete_rows(partial: Path) -> int:
-    """Data rows fully written in `partial`; a torn last line (no newline) is cut off."""
+def _complete_rows(partial: Path, chunk_size: int) -> int:
+    """Data rows of whole chunks written in `partial`; the rest (a torn line, part of a chunk) is cut
+    off, so a resumed run scores the same chunks, in the same batches, as a run never stopped."""
     with open(partial, "rb+") as f:
         data = f.read()
-        end = data.rfind(b"\n") + 1
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1  # after each line
+        rows = max(0, len(ends) - 1) // chunk_size * chunk_size  # minus the header, whole chunks
+        end = int(ends[rows]) if len(ends) else 0  # the header's end plus `rows` lines
         if end != len(data):
             f.truncate(end)
-    return max(0, data[:end].count(b"\n") - 1)  # minus the header
+    return rows
 
 
 def _chunks(it: Iterator[Example], size: int) -> Iterator[list[Example]]:
@@ -130,11 +134,13 @@ def label_file(
     progress: bool = True,
     cache: str | Path | None = None,
     log_every: float = 60.0,
+    world: World | None = None,
 ) -> LabelStats:
     """Label every row of `input_path` with `teacher` into `output_path` (see the module docstring).
 
     Without a progress bar (`progress=False`, e.g. a job writing to a log file) a line with the rows
-    done, the scoring rate and the time left is logged at most every `log_every` seconds.
+    done, the scoring rate and the time left is logged at most every `log_every` seconds. Under
+    torchrun (`world` of several ranks) each rank labels its share and rank 0 merges (`_label_shared`).
     """
     from .datasets import resolve
 
@@ -146,13 +152,88 @@ def label_file(
         with open(cache, "rb") as f:
             if not f.read(13).startswith(b'# {"teacher":'):
                 raise DataError(f"{cache}: is not a score cache (it would be overwritten); name a new file for --cache")
+    args = (batch_size, chunk_size, skip_bad_lines, progress, cache, log_every)
+    if world is not None and world.distributed:
+        return _label_shared(teacher, input_path, output_path, args, world)
     with contextlib.ExitStack() as locks:
         locks.enter_context(exclusive(output_path, "labelling"))
         if cache:
             locks.enter_context(exclusive(Path(cache), "the teacher's score cache"))
-        return _label_file(
-            teacher, input_path, output_path, batch_size, chunk_size, skip_bad_lines, progress, cache, log_every
-        )
+        return _label_file(teacher, input_path, output_path, *args)
+
+
+def shard_path(output_path: Path, rank: int, size: int) -> Path:
+    """Where rank `rank` of `size` writes its share of OUTPUT until rank 0 merges the shares."""
+    return output_path.with_name(f"{output_path.name}.rank{rank}-of-{size}")
+
+
+def _label_shared(teacher: Teacher, input_path: Path, output_path: Path, args: tuple, world: World) -> LabelStats:
+    """One rank's share: the chunks k with k % size == rank, into its own shard file (resumable on its
+    own, like a whole run), new scores into its own cache file. Then rank 0 interleaves the shards
+    chunk by chunk into OUTPUT: the bytes one process writes, since every chunk is scored alike."""
+    batch_size, chunk_size, skip_bad_lines, progress, cache, log_every = args
+    r, n = world.rank, world.size
+    shard = shard_path(output_path, r, n)
+    done_mark = shard.with_name(shard.name + ".json")
+    cache_log = Path(f"{cache}.rank{r}") if cache else None
+    with contextlib.ExitStack() as locks:
+        if world.main:  # one job per output: a second job's rank 0 stops here
+            locks.enter_context(exclusive(output_path, "labelling"))
+        locks.enter_context(exclusive(shard, f"labelling (rank {r})"))
+        meta = {**_fingerprint(input_path, teacher), "chunk_size": chunk_size, "part": [r, n]}
+        if shard.exists() and done_mark.exists() and json.loads(done_mark.read_text()) == meta:
+            log.info(f"label: rank {r}: its share {shard} is already complete")
+        else:
+            stats = _label_file(
+                teacher, input_path, shard, batch_size, chunk_size, skip_bad_lines, progress, cache, log_every,
+                part=(r, n), cache_log=cache_log,
+            )  # fmt: skip
+            log.info(f"label: rank {r}: {stats.summary()}")
+            done_mark.write_text(json.dumps(meta))
+        world.barrier()  # every share written
+        if world.main:
+            t0 = time.perf_counter()
+            counts = _merge_shards([shard_path(output_path, k, n) for k in range(n)], output_path, chunk_size)
+            if cache:
+                with exclusive(Path(cache), "the teacher's score cache"):
+                    ScoreCache(cache, teacher.describe()).merge([Path(f"{cache}.rank{k}") for k in range(n)])
+            stats = LabelStats(rows=sum(counts.values()), label_counts=counts, seconds=time.perf_counter() - t0)
+        world.barrier()  # OUTPUT exists for every rank when this returns
+    return world.broadcast(stats if world.main else None)
+
+
+def _merge_shards(shards: list[Path], output_path: Path, chunk_size: int) -> dict[str, int]:
+    """Chunk k of the input from shard k % len(shards), in input order, into `output_path`; the shards
+    (and their marks) are removed once it is written. Returns the label counts."""
+    from .data.io import atomic_write
+
+    counts: dict[str, int] = {}
+    files = [open(s, encoding="utf-8", newline="\n") for s in shards]
+    try:
+        headers = {f.readline() for f in files}
+        if len(headers) != 1:
+            raise DataError(f"{output_path}: the ranks' shards have different headers; run the command again")
+        with atomic_write(output_path) as out:
+            out.write(headers.pop())
+            k = 0
+            while True:
+                lines = [line for _, line in zip(range(chunk_size), files[k % len(files)])]  # range first: no line lost
+                if not lines:
+                    break
+                for line in lines:
+                    lab = line.split("\t", 1)[0]
+                    counts[lab] = counts.get(lab, 0) + 1
+                out.write("".join(lines))
+                k += 1
+            if any(f.readline() for f in files):
+                raise DataError(f"{output_path}: a shard has rows beyond the input's chunks; run the command again")
+    finally:
+        for f in files:
+            f.close()
+    for s in shards:
+        s.unlink()
+        s.with_name(s.name + ".json").unlink(missing_ok=True)
+    return counts
 
 
 def _label_file(
@@ -165,15 +246,18 @@ def _label_file(
     progress: bool,
     cache: str | Path | None,
     log_every: float,
+    part: tuple[int, int] = (0, 1),
+    cache_log: Path | None = None,
 ) -> LabelStats:
+    """Label into `output_path`; with part (r, W), only the chunks k with k % W == r (one rank's share)."""
     reader = ExampleReader(input_path, require_label=False, skip_bad_lines=skip_bad_lines)
     partial = partial_path(output_path)
     meta_path = output_path.with_name(output_path.name + ".partial.json")
-    meta = _fingerprint(input_path, teacher)
+    meta = {**_fingerprint(input_path, teacher), "chunk_size": chunk_size, "part": list(part)}
     done = 0
     counts: dict[str, int] = {}
     if partial.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
-        done = _complete_rows(partial)
+        done = _complete_rows(partial, chunk_size)
         if done:
             log.info(f"label: resuming {output_path}: {done} rows already labelled")
             with open(partial, encoding="utf-8") as f:  # the summary counts every row of the output
@@ -188,7 +272,7 @@ def _label_file(
     meta_path.write_text(json.dumps(meta))
 
     stats = LabelStats(resumed_from=done)
-    scores = ScoreCache(cache, teacher.describe()) if cache else None
+    scores = ScoreCache(cache, teacher.describe(), append_to=cache_log) if cache else None
     t0 = time.perf_counter()
     rows = iter(reader)
     first = next(rows, None)
@@ -201,10 +285,10 @@ def _label_file(
         yield first
         yield from rows
 
-    stream = all_rows()
-    for _ in range(done):
-        if next(stream, None) is None:
-            break
+    rank, size = part
+    own = (c for k, c in enumerate(_chunks(all_rows(), chunk_size)) if k % size == rank)
+    for _ in range(done // chunk_size):  # whole chunks already written
+        next(own, None)
     header = (
         ["label", "text_a"]
         + (["text_b"] if pair else [])
@@ -213,14 +297,14 @@ def _label_file(
         + ["probs", "logits"]
     )
     # for the log lines: rows in the file (about: lenient reading may skip some)
-    expected = _count_lines(input_path) - (reader.fmt == "tsv") if not progress else None
+    expected = (_count_lines(input_path) - (reader.fmt == "tsv")) // size if not progress else None
     bar = Progress(expected, "label", "row", progress, initial=done, every=log_every, log=log, total_is_estimate=True)
     with open(partial, "a", encoding="utf-8", newline="\n") as f:
         if done == 0:
             f.seek(0)
             f.truncate()
         writer = ExampleWriter(f, header, header=done == 0)
-        for chunk in _chunks(stream, chunk_size):
+        for chunk in own:
             a = [ex.text_a.replace(UNK, teacher.unk_token) for ex in chunk]
             b = [(ex.text_b or "").replace(UNK, teacher.unk_token) for ex in chunk] if pair else None
             labels: list[str] = [""] * len(chunk)

@@ -72,25 +72,45 @@ def score_cache_name(precision: str = "fp32") -> str:
 
 class ScoreCache:
     """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
-    first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored."""
+    first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored.
 
-    def __init__(self, path: str | Path, teacher_id: str) -> None:
+    `append_to` (one rank of a distributed job) sends new scores to that file instead: the shared
+    cache is only read, and rank 0 folds every rank's file into it (`merge`) when all have finished."""
+
+    def __init__(self, path: str | Path, teacher_id: str, append_to: str | Path | None = None) -> None:
         self.path = Path(path)
+        self.out = Path(append_to) if append_to else self.path
         self.teacher = teacher_id
         self.scores: dict[tuple[str, str], tuple[str, str, str]] = {}
-        head = json.dumps({"teacher": self.teacher})
-        if self.path.exists():
-            with open(self.path, encoding="utf-8") as f:
-                if f.readline().rstrip("\n") == f"# {head}":
-                    for line in f:
-                        parts = line.rstrip("\n").split("\t")
-                        if line.endswith("\n") and len(parts) == 5:
-                            self.scores[(parts[0], parts[1])] = (parts[2], parts[3], parts[4])
-                else:
-                    log.info(f"label: {self.path} holds another teacher's scores; starting a new cache")
-        if not self.scores:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(f"# {head}\n", encoding="utf-8")
+        for f in dict.fromkeys([self.path, self.out]):
+            self._load(f)
+        if not self._ours(self.out):
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text(f"{self._head()}\n", encoding="utf-8")
+
+    def _head(self) -> str:
+        return "# " + json.dumps({"teacher": self.teacher})
+
+    def _ours(self, path: Path) -> bool:
+        if not path.exists():
+            return False
+        with open(path, encoding="utf-8") as f:
+            return f.readline().rstrip("\n") == self._head()
+
+    def _load(self, path: Path) -> None:
+        if not path.exists():
+            return
+        if not self._ours(path):
+            log.info(f"label: {path} holds another teacher's scores; starting a new cache")
+            if path == self.out:
+                path.unlink()
+            return
+        with open(path, encoding="utf-8") as f:
+            next(f)
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if line.endswith("\n") and len(parts) == 5:
+                    self.scores[(parts[0], parts[1])] = (parts[2], parts[3], parts[4])
 
     def get(self, a: str, b: str | None) -> tuple[str, str, str] | None:
         return self.scores.get((clean_field(a), clean_field(b or "")))
@@ -102,7 +122,24 @@ class ScoreCache:
             key = (clean_field(a), clean_field(b or ""))
             self.scores[key] = (lab, p, z)
             lines.append("\t".join((*key, lab, p, z)) + "\n")
-        with open(self.path, "a", encoding="utf-8", newline="\n") as f:
+        with open(self.out, "a", encoding="utf-8", newline="\n") as f:
             f.write("".join(lines))
             f.flush()
             os.fsync(f.fileno())
+
+    def merge(self, logs: list[Path]) -> int:
+        """Append the complete lines of other caches of this teacher (ranks' files), then delete them."""
+        n = 0
+        with open(self.out, "a", encoding="utf-8", newline="\n") as out:
+            for path in logs:
+                if self._ours(path):
+                    with open(path, encoding="utf-8") as f:
+                        next(f)
+                        lines = [line for line in f if line.endswith("\n") and line.count("\t") == 4]
+                    out.write("".join(lines))
+                    n += len(lines)
+            out.flush()
+            os.fsync(out.fileno())
+        for path in logs:
+            path.unlink(missing_ok=True)
+        return n
