@@ -89,6 +89,7 @@ class Step:
     outputs: Callable[["Pipeline"], list[Path]]
     run: Callable[["Pipeline"], None]
     enabled: Callable[["Pipeline"], bool] = lambda p: True
+    every_rank: bool = True  # under torchrun: every rank takes part (DDP, shared labelling), or rank 0 alone
 
 
 def fingerprint(settings: Any, inputs: dict[str, Path]) -> dict:
@@ -134,6 +135,9 @@ class Pipeline:
         self.progress = progress
         self.steps = {s.name: s for s in STEPS}
         self._labels: list[str] | None = None
+        from .distributed import world
+
+        self.world = world()
 
     # -- the build system ---------------------------------------------------------------------------
     def stale_reason(self, name: str) -> str | None:
@@ -157,8 +161,13 @@ class Pipeline:
         return [s.name for s in STEPS if s.name in seen]
 
     def run(self, steps: list[str] | None = None, force: bool = False) -> None:
-        """Run the chosen steps (default all) in order, each unless up to date; one run per work folder at a time."""
-        with exclusive(self.layout.work, "datadistill run"):
+        """Run the chosen steps (default all) in order, each unless up to date; one run per work folder at a time.
+
+        Under torchrun rank 0 holds the lock, decides which steps run and writes the step records;
+        augmentation and the report run on rank 0 alone, the other steps on every rank."""
+        import contextlib
+
+        with exclusive(self.layout.work, "datadistill run") if self.world.main else contextlib.nullcontext():
             self._run(steps, force)
 
     def _run(self, steps: list[str] | None, force: bool) -> None:
@@ -178,16 +187,22 @@ class Pipeline:
         for name in chosen:
             step = self.steps[name]
             self._check_upstream([name], force, ran=True)  # again: a step run just now may have changed its inputs
-            why = "forced" if force else self.stale_reason(name)
+            why = self.world.broadcast("forced" if force else self.stale_reason(name))  # rank 0 decides
             if why is None:
                 log.info(f"[{name}] up to date, skipped")
                 continue
             log.info(f"[{name}] running ({why})")
             t0 = time.perf_counter()
-            step.run(self)
-            Records.write(
-                self.layout.record(name), fingerprint(step.settings(self), step.inputs(self)), time.perf_counter() - t0
-            )
+            if step.every_rank or self.world.main:
+                step.run(self)
+            self.world.barrier()  # the step's outputs exist for every rank
+            if self.world.main:
+                Records.write(
+                    self.layout.record(name),
+                    fingerprint(step.settings(self), step.inputs(self)),
+                    time.perf_counter() - t0,
+                )
+            self.world.barrier()
             log.info(f"[{name}] done in {time.perf_counter() - t0:.0f}s")
 
     def _check_inputs(self) -> None:
@@ -282,7 +297,8 @@ def _run_teacher(p: Pipeline) -> None:
     d = p.cfg.data
     train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
     m = p.teacher_kind().finetune(p.cfg.teacher, train, dev, p.layout.teacher, lm, progress=p.progress)
-    (p.layout.teacher / "finetune_metrics.json").write_text(json.dumps(m, indent=1))
+    if p.world.main:
+        (p.layout.teacher / "finetune_metrics.json").write_text(json.dumps(m, indent=1))
 
 
 def _run_augment(p: Pipeline) -> None:
@@ -355,12 +371,16 @@ def _check_teacher_is_worth_it(p: Pipeline, teacher) -> None:
 def _run_label(p: Pipeline) -> None:
     from .label import label_file
 
-    lay, lc = p.layout, p.cfg.label
-    lay.part0.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(resolve_data(p.cfg.data.train), lay.part0)  # same bytes: baselines stay up to date
-    src = _write_label_input(p)
-    teacher = p.load_teacher(lc.batch_size, lc.precision)
-    _check_teacher_is_worth_it(p, teacher)
+    lay, lc, w = p.layout, p.cfg.label, p.world
+    if w.main:
+        lay.part0.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(resolve_data(p.cfg.data.train), lay.part0)  # same bytes: baselines stay up to date
+        _write_label_input(p)
+    w.barrier()
+    src = lay.label_input
+    teacher = p.load_teacher(lc.batch_size, lc.precision, device=w.device())
+    if w.main:
+        _check_teacher_is_worth_it(p, teacher)
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
     cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
@@ -370,8 +390,9 @@ def _run_label(p: Pipeline) -> None:
         lay.part1,
         batch_size=lc.batch_size,
         chunk_size=lc.chunk_size,
-        progress=p.progress,
+        progress=p.progress and w.main,
         cache=cache if lc.cache else None,
+        world=w,
     )
     log.info(f"[label] {stats.summary()}")
     if len(stats.label_counts) == 1 and len(p.data_labels()) > 1:
@@ -392,18 +413,21 @@ def _student_unit(p: Pipeline, run: StudentRunConfig) -> tuple[Path, dict, list[
 
 
 def _run_students(p: Pipeline) -> None:
-    if p.cfg.shards:
+    w = p.world
+    if p.cfg.shards and w.main:
         write_shards([p.layout.part0, p.layout.part1], p.layout.shards, p.cfg.shards, seed=p.cfg.data.seed)
     for name, run in p.student_runs():
         record, fp, outputs = _student_unit(p, run)
         # part.1 is rewritten when the teacher or the label input changes: the baseline (part.0 only) is not
-        if Records.stale_reason(record, fp, outputs) is None:
+        if w.broadcast(Records.stale_reason(record, fp, outputs)) is None:
             log.info(f"[students] {name}: up to date")
             continue
         log.info(f"[students] training {name} ({'part.0 + part.1' if run.data.teacher_labelled else 'part.0 only'})")
         t0 = time.perf_counter()
-        train_student(run, progress=p.progress)
-        Records.write(record, fp, time.perf_counter() - t0)
+        train_student(run, progress=p.progress)  # DDP on every rank; rank 0 saves
+        if w.main:
+            Records.write(record, fp, time.perf_counter() - t0)
+        w.barrier()
 
 
 def _run_report(p: Pipeline) -> None:
@@ -450,6 +474,7 @@ STEPS: list[Step] = [
         outputs=lambda p: [p.layout.aug],
         run=_run_augment,
         enabled=lambda p: p.cfg.augment is not None,
+        every_rank=False,
     ),
     Step(
         "label",
@@ -490,6 +515,7 @@ STEPS: list[Step] = [
         settings=lambda p: [p.teacher_settings(), p.cfg.label.precision, p.cfg.data.label_column],
         outputs=lambda p: [p.layout.report / "report.json", p.layout.report / "report.md"],
         run=_run_report,
+        every_rank=False,
     ),
 ]
 

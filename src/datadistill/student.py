@@ -193,15 +193,17 @@ def fit_student(
 ):
     """The student's side of the training loop: its batches, its loss (hard or against the teacher's
     scores) and its dev accuracy; `train.fit` does the rest."""
-    device = resolve_device(cfg.device)
+    from .distributed import world
+
+    device = resolve_device(world().device(cfg.device))
     rid = _run_id(model, cfg, train_rows, dev_rows) if checkpoint else ""
     model.to(device)
     loss_fn = LOSSES.get(cfg.loss)
     dev_gold = np.array([r.label for r in dev_rows])
 
-    def batch_loss(ids: np.ndarray):
+    def batch_loss(ids: np.ndarray, net: nn.Module):
         batch = collate_rows(featurizer.collate, [train_rows[i] for i in ids], num_labels, device)
-        logits_S = model(batch)  # [B, C]
+        logits_S = net(batch)  # [B, C]
         loss = loss_fn(
             logits_S,
             batch["labels"],
@@ -308,8 +310,13 @@ def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | N
                 f"output: {out} holds files that are not a datadistill model "
                 f"({', '.join(foreign[:3]) or 'config.json'}); choose a new or empty folder"
             )
-    with exclusive(out, "student training"):
-        return _train_student(cfg, progress, command)
+    import contextlib
+
+    from .distributed import world
+
+    w = world()  # under torchrun: DDP, rank 0 writes the folder
+    with exclusive(out, "student training") if w.main else contextlib.nullcontext():
+        return _train_student(cfg, progress and w.main, command)
 
 
 def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -> dict:
@@ -382,8 +389,14 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     }
     if rows["test"]:
         metrics["test"] = evaluate_rows(model, featurizer, rows["test"], label_map)
-    save_model(cfg.output, model, featurizer, label_map, params=to_dict(model.cfg), metrics=metrics, command=command)
-    if ckpt:
+    from .distributed import world
+
+    if world().main:
+        save_model(
+            cfg.output, model, featurizer, label_map, params=to_dict(model.cfg), metrics=metrics, command=command
+        )
+    world().barrier()  # the folder is complete for every rank when this returns
+    if ckpt and world().main:
         remove_checkpoint(ckpt)
     log.info(f"dev:  {format_metrics(metrics['dev']).splitlines()[0]}")
     if "test" in metrics:

@@ -23,6 +23,7 @@ from torch import nn
 from .batching import length_batches
 from .checkpoint import TrainingCheckpoint
 from .config import ConfigError, check_ranges
+from .distributed import World, world as current_world
 from .log import Progress, logger as _root
 
 log = _root.getChild("train")
@@ -158,7 +159,7 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, by_
 
 def fit(
     model: nn.Module,
-    batch_loss: Callable[[np.ndarray], tuple[torch.Tensor, float | None]],
+    batch_loss: Callable[[np.ndarray, nn.Module], tuple[torch.Tensor, float | None]],
     evaluate: Callable[[], float],
     lengths: np.ndarray,
     cfg: LoopConfig,
@@ -169,19 +170,32 @@ def fit(
     run_id: str = "",
     what: str = "training",
     progress: bool = True,
+    world: World | None = None,
 ) -> FitResult:
     """Train `model` in place; at the end it holds the weights that scored best on dev.
 
-    batch_loss(ids) -> (loss, accuracy or None) for the rows `ids`; evaluate() -> dev accuracy.
+    batch_loss(ids, net) -> (loss, accuracy or None) for the rows `ids`, calling `net` for the forward
+    pass (the model itself, or its DistributedDataParallel wrapper); evaluate() -> dev accuracy.
+    Under torchrun (`world` of N ranks) every rank draws the same global batches and takes its 1/N
+    of each; DDP averages the gradients, so N processes take the steps one process takes with the
+    same global batch. Rank 0 evaluates (its dev accuracy decides for all), logs and checkpoints.
     `index` lists the row ids of one epoch (default every row once; a student repeats gold rows) and
     `lengths[i]` is the length of `index[i]`, for batches of similar length. `param_groups` are
     AdamW's groups (default: every parameter with cfg.weight_decay). With `checkpoint` the state is
     saved there at each evaluation and a later call with the same `run_id` resumes from it, ending
     with the same weights as a run never stopped; the caller removes the file once the model is saved.
     """
+    world = world or current_world()  # a world of one outside torchrun
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = next(model.parameters()).device
+    net = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # unused parameters: e.g. a transformers pooler the mean-pooling head never reads
+        ids = [device.index] if device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
     index = np.arange(len(lengths)) if index is None else index
     lengths = np.asarray(lengths)
     groups = param_groups or [{"params": list(model.parameters()), "weight_decay": getattr(cfg, "weight_decay", 0.0)}]
@@ -215,7 +229,7 @@ def fit(
     step, t0 = st["step"], time.perf_counter() - st["seconds"]
     eval_every = cfg.eval_every or steps_per_epoch
     by_length = getattr(cfg, "group_by_length", True)
-    bar = Progress(total, what, "step", progress, initial=step)
+    bar = Progress(total, what, "step", progress and world.main, initial=step)
     stop = step >= total
     model.train()
     for epoch in range(st["epoch"], cfg.epochs):
@@ -223,10 +237,12 @@ def fit(
             break
         epoch_rng = json.dumps(rng.bit_generator.state)  # the epoch's batches are re-drawn from this on resume
         batches = _batches(lengths, cfg.batch_size, rng, by_length)
+        if world.distributed:  # each rank needs rows of every batch (DDP steps together)
+            batches = [np.array_split(b, world.size)[world.rank] for b in batches if len(b) >= world.size]
         skip = st["done_in_epoch"] if epoch == st["epoch"] else 0
         run_loss, run_acc = (st["run_loss"], st["run_acc"]) if skip else (0.0, 0.0)
         for bi in range(skip, len(batches)):
-            loss, acc = batch_loss(index[batches[bi]])
+            loss, acc = batch_loss(index[batches[bi]], net)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip:
@@ -239,13 +255,13 @@ def fit(
                 run_acc = 0.9 * run_acc + 0.1 * acc if bi else acc
             bar.update(1, loss=f"{run_loss:.4f}", **({"acc": f"{run_acc:.3f}"} if acc is not None else {}))
             if step % eval_every == 0 or step == total:
-                dev_acc = evaluate()
+                dev_acc = world.broadcast(evaluate() if world.main else None)
                 model.train()
                 st["history"].append(
                     {"step": step, "epoch": epoch + 1, "train_loss": run_loss, "dev_accuracy": dev_acc}
                 )
                 improved = dev_acc > st["best_acc"]
-                log.info(
+                (log.info if world.main else log.debug)(
                     f"step {step} epoch {epoch + 1}: loss {run_loss:.4f} dev accuracy {dev_acc * 100:.2f}"
                     + (" (best)" if improved else "")
                 )
@@ -255,7 +271,7 @@ def fit(
                 else:
                     st["bad"] += 1
                     stop = st["bad"] >= cfg.patience
-                if ckpt and not stop and step < total:
+                if ckpt and world.main and not stop and step < total:
                     st.update(
                         step=step,
                         epoch=epoch,

@@ -189,10 +189,14 @@ def finetune(
 ) -> dict:
     """Fine-tune `cfg.model` on `train` with the one training loop, keep the best dev checkpoint, save it
     to `out_dir`. The teacher's side: its encoder, its loss (cross-entropy) and its dev accuracy."""
+    import contextlib
+
+    from ..distributed import world
     from ..lock import exclusive
 
-    with exclusive(Path(out_dir), "teacher fine-tuning"):
-        return _finetune(cfg, train, dev, out_dir, label_map, progress)
+    w = world()  # under torchrun: DDP, rank 0 writes the folder
+    with exclusive(Path(out_dir), "teacher fine-tuning") if w.main else contextlib.nullcontext():
+        return _finetune(cfg, train, dev, out_dir, label_map, progress and w.main)
 
 
 def for_device(cfg: TeacherTrainConfig, device: torch.device) -> TeacherTrainConfig:
@@ -212,17 +216,23 @@ def _finetune(
     label_map: LabelMap,
     progress: bool,
 ) -> dict:
+    from ..distributed import world
     from .bundled import BUNDLED, bundled_name, convert
 
+    w = world()
     source = cfg.model
     bundled = bundled_name(cfg.model)
     if bundled:
         texts = [t for ex in train + dev for t in (ex.text_a, ex.text_b) if t] if cfg.prune else None
+        if not w.main:  # rank 0 converts into the shared cache first; the others then find it there
+            w.barrier()
         source = str(convert(bundled, texts))
+        if w.main:
+            w.barrier()
     pooling = cfg.pooling if cfg.pooling != "auto" else (BUNDLED[bundled]["pooling"] if bundled else "cls")
     prefix = cfg.prefix if cfg.prefix is not None else (BUNDLED[bundled]["prefix"] if bundled else "")
     torch.manual_seed(cfg.seed)  # the new head's initialisation is part of the seeded run
-    device = resolve_device(cfg.device)
+    device = resolve_device(w.device(cfg.device))
     cfg = for_device(cfg, device)
     tok, model = _load_pretrained(source, len(label_map), label_map, pooling, cfg.allow_download)
     limit = getattr(getattr(model, "config", None) or model.encoder.config, "max_position_embeddings", None)
@@ -236,10 +246,10 @@ def _finetune(
     dev_b = [ex.text_b or "" for ex in dev] if pair else None
     dev_y = np.array([label_map.id(ex.label) for ex in dev])
 
-    def batch_loss(ids: np.ndarray):
+    def batch_loss(ids: np.ndarray, net: nn.Module):
         enc = encoder([train[i].text_a for i in ids], [train[i].text_b or "" for i in ids] if pair else None, device)
         with _autocast(device, cfg.precision):
-            logits_T = _logits(model, enc)  # [B, C]
+            logits_T = _logits(net, enc)  # [B, C]
         labels = y[ids].to(device)
         loss = nn.functional.cross_entropy(logits_T.float(), labels)
         return loss, (logits_T.argmax(-1) == labels).float().mean().item()
@@ -273,9 +283,11 @@ def _finetune(
         what="teacher fine-tuning",
         progress=progress,
     )
-    save_teacher(out_dir, model, tok, label_map, cfg, pooling, prefix)
-    if checkpoint:
-        remove_checkpoint(checkpoint)
+    if w.main:
+        save_teacher(out_dir, model, tok, label_map, cfg, pooling, prefix)
+        if checkpoint:
+            remove_checkpoint(checkpoint)
+    w.barrier()  # the folder is complete for every rank when this returns
     return {
         "dev_accuracy": result.best_dev_accuracy,
         "steps": result.steps,
