@@ -24,6 +24,35 @@ def confidence(ex: Example) -> float | None:
     return None
 
 
+def select_indices(
+    labels: list[str],
+    confidences: list[float | None],
+    label_map: LabelMap,
+    min_confidence: float = 0.0,
+    balance: bool = False,
+    seed: int = 1,
+) -> tuple[list[int], str]:
+    """(indices of the kept rows in their original order, a sentence saying what was dropped), from each
+    row's hard label and confidence (None: no scores, always kept). See `select_part1`."""
+    n_rows = len(labels)
+    kept = [i for i, c in enumerate(confidences) if min_confidence <= 0 or c is None or c >= min_confidence]
+    why = []
+    if len(kept) < n_rows:
+        why.append(f"{n_rows - len(kept)} below confidence {min_confidence:g}")
+    if balance and kept:
+        by_label: dict[str, list[int]] = {}
+        for j, i in enumerate(kept):
+            by_label.setdefault(labels[i], []).append(j)
+        n = min(len(by_label.get(lab, [])) for lab in label_map.labels)
+        rng = random.Random(seed)
+        keep = sorted(j for idx in by_label.values() for j in (idx if len(idx) <= n else rng.sample(idx, n)))
+        if len(keep) < len(kept):
+            why.append(f"{len(kept) - len(keep)} to balance the classes ({n} each)")
+        kept = [kept[j] for j in keep]
+    summary = f"part.1: kept {len(kept)} of {n_rows} rows" + (f" (dropped {'; '.join(why)})" if why else "")
+    return kept, summary
+
+
 def select_part1(
     rows: list[Example], label_map: LabelMap, min_confidence: float = 0.0, balance: bool = False, seed: int = 1
 ) -> tuple[list[Example], str]:
@@ -32,19 +61,7 @@ def select_part1(
     min_confidence: keep rows whose top probability is >= it (rows without scores are kept).
     balance: then keep, per hard label, as many rows as the rarest label has (a fixed random sample).
     """
-    kept = [ex for ex in rows if min_confidence <= 0 or (c := confidence(ex)) is None or c >= min_confidence]
-    why = []
-    if len(kept) < len(rows):
-        why.append(f"{len(rows) - len(kept)} below confidence {min_confidence:g}")
-    if balance and kept:
-        by_label: dict[str, list[int]] = {}
-        for i, ex in enumerate(kept):
-            by_label.setdefault(ex.label, []).append(i)
-        n = min(len(by_label.get(lab, [])) for lab in label_map.labels)
-        rng = random.Random(seed)
-        keep = sorted(i for idx in by_label.values() for i in (idx if len(idx) <= n else rng.sample(idx, n)))
-        if len(keep) < len(kept):
-            why.append(f"{len(kept) - len(keep)} to balance the classes ({n} each)")
-        kept = [kept[i] for i in keep]
-    summary = f"part.1: kept {len(kept)} of {len(rows)} rows" + (f" (dropped {'; '.join(why)})" if why else "")
-    return kept, summary
+    idx, summary = select_indices(
+        [ex.label for ex in rows], [confidence(ex) for ex in rows], label_map, min_confidence, balance, seed
+    )
+    return [rows[i] for i in idx], summary

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -29,11 +29,11 @@ from .evaluate import classification_metrics, format_metrics
 from .log import logger
 from .losses import LOSSES
 from .registry import unknown_name_message
+from .rows import Row, RowBuilder, RowTable
 from .students import STUDENTS, build_student
 from .students.base import Dims
 from .text.features import FeatureConfig, Featurizer
-from .text.tokenize import Tokenizer, get_tokenizer
-from .text.vocab import Vocab
+from .text.tokenize import get_tokenizer
 from .train import TrainConfig, fit, resolve_device
 
 log = logger.getChild("student")
@@ -105,22 +105,6 @@ def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> Stude
     return from_dict(StudentRunConfig, raw, str(path) if path else "config")
 
 
-@dataclass
-class Row:
-    """One encoded training row: features per side, the label id, teacher scores if any."""
-
-    a: np.ndarray  # token ids [L]
-    b: np.ndarray | None
-    label: int
-    probs_T: list[float] | None = None
-    logits_T: list[float] | None = None
-    gold: bool = True  # part.0 (original labelled data) rather than teacher-labelled part.1
-
-    @property
-    def has_T(self) -> bool:
-        return self.probs_T is not None or self.logits_T is not None
-
-
 def collate_rows(collate: Callable, rows: list[Row], num_labels: int, device: torch.device) -> dict:
     """A student batch: the featurizer's tensors plus labels and, where rows have them, teacher scores."""
     batch = collate([r.a for r in rows], [r.b for r in rows] if rows[0].b is not None else None)
@@ -137,14 +121,14 @@ def collate_rows(collate: Callable, rows: list[Row], num_labels: int, device: to
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, collate: Callable, rows: list[Row], num_labels: int, batch_size: int = 256
+    model: nn.Module, collate: Callable, rows: RowTable, num_labels: int, batch_size: int = 256
 ) -> np.ndarray:
     """Logits [N, C] in input order (batched by length)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = in_length_order(
-        [len(r.a) for r in rows],
+        rows.lengths(),
         batch_size,
         lambda idx: model(collate_rows(collate, [rows[i] for i in idx], num_labels, device)).float().cpu().numpy(),
     )
@@ -152,10 +136,12 @@ def predict_logits(
     return out if len(rows) else np.zeros((0, num_labels), dtype=np.float32)
 
 
-def epoch_indices(rows: list[Row], part0_share: float) -> np.ndarray:
-    """All teacher-labelled rows once, and gold rows repeated so they are >= part0_share of the epoch."""
-    gold = np.array([i for i, r in enumerate(rows) if r.gold], dtype=np.int64)
-    teach = np.array([i for i, r in enumerate(rows) if not r.gold], dtype=np.int64)
+def epoch_indices(gold_rows: np.ndarray, part0_share: float) -> np.ndarray:
+    """All teacher-labelled rows once, and gold rows repeated so they are >= part0_share of the epoch.
+    gold_rows: True for part.0 rows [N]."""
+    gold_rows = np.asarray(gold_rows, dtype=bool)
+    gold = np.flatnonzero(gold_rows).astype(np.int64)
+    teach = np.flatnonzero(~gold_rows).astype(np.int64)
     reps = 1
     if len(gold) and len(teach) and part0_share > 0:
         reps = max(1, math.ceil(part0_share * len(teach) / ((1 - part0_share) * len(gold))))
@@ -170,22 +156,21 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def _run_id(model: nn.Module, cfg: TrainConfig, train_rows: list[Row], dev_rows: list[Row]) -> str:
-    """Settings, initial weights and rows (ids, labels, teacher scores): what a checkpoint must match."""
+def _run_id(model: nn.Module, cfg: TrainConfig, train_rows: RowTable, dev_rows: RowTable) -> str:
+    """Settings, initial weights and rows (token ids, labels, teacher scores): what a checkpoint must match."""
     parts: list = [type(model).__name__, {k: v for k, v in to_dict(cfg).items() if k not in ("device", "checkpoint")}]
     parts += [v.detach().cpu().numpy() for v in model.state_dict().values()]
+    parts.append(train_rows.ids)
     for rows in (train_rows, dev_rows):
-        parts.append(np.concatenate([r.a for r in rows] + [r.b for r in rows if r.b is not None] or [np.zeros(0)]))
-        parts.append(np.array([len(r.a) for r in rows] + [len(r.b) for r in rows if r.b is not None]))
-        parts.append([(r.label, r.gold, r.probs_T, r.logits_T) for r in rows])
+        parts += [rows.start, rows.length, rows.label, rows.gold, rows.probs, rows.logits]
     return run_id(*parts)
 
 
 def fit_student(
     model: nn.Module,
     featurizer: Featurizer,
-    train_rows: list[Row],
-    dev_rows: list[Row],
+    train_rows: RowTable,
+    dev_rows: RowTable,
     num_labels: int,
     cfg: TrainConfig,
     progress: bool = True,
@@ -199,7 +184,7 @@ def fit_student(
     rid = _run_id(model, cfg, train_rows, dev_rows) if checkpoint else ""
     model.to(device)
     loss_fn = LOSSES.get(cfg.loss)
-    dev_gold = np.array([r.label for r in dev_rows])
+    dev_gold = dev_rows.label
 
     def batch_loss(ids: np.ndarray, net: nn.Module):
         batch = collate_rows(featurizer.collate, [train_rows[i] for i in ids], num_labels, device)
@@ -222,8 +207,8 @@ def fit_student(
         z = predict_logits(model, featurizer.collate, dev_rows, num_labels, cfg.eval_batch_size)
         return float((z.argmax(-1) == dev_gold).mean())
 
-    index = epoch_indices(train_rows, cfg.part0_share)
-    lengths = np.array([len(train_rows[i].a) for i in index])
+    index = epoch_indices(train_rows.gold, cfg.part0_share)
+    lengths = train_rows.lengths()[index]
     return fit(
         model,
         batch_loss,
@@ -239,51 +224,42 @@ def fit_student(
     )
 
 
-def _tokens(tokenizer: Tokenizer, ex: Example, pretokenized: bool) -> tuple[list[str], list[str] | None]:
-    ta = ex.tokens_a if pretokenized and ex.tokens_a else tokenizer.tokenize(ex.text_a)
-    tb = None
-    if ex.text_b is not None:
-        tb = ex.tokens_b if pretokenized and ex.tokens_b else tokenizer.tokenize(ex.text_b)
-    return ta, tb
-
-
-def _rows(featurizer: Featurizer, exs: list[Example], toks: list, label_map: LabelMap, gold: bool) -> list[Row]:
-    rows = []
-    for ex, (ta, tb) in zip(exs, toks):
-        rows.append(
-            Row(
-                a=featurizer.encode_tokens(ta),
-                b=featurizer.encode_tokens(tb) if tb is not None else None,
-                label=label_map.id(ex.label),
-                probs_T=ex.probs,
-                logits_T=ex.logits,
-                gold=gold,
-            )
-        )
-    return rows
-
-
-def evaluate_rows(model, featurizer: Featurizer, rows: list[Row], label_map: LabelMap, batch_size: int = 256) -> dict:
+def evaluate_rows(model, featurizer: Featurizer, rows: RowTable, label_map: LabelMap, batch_size: int = 256) -> dict:
     logits = predict_logits(model, featurizer.collate, rows, len(label_map), batch_size)
-    return classification_metrics(np.array([r.label for r in rows]), logits.argmax(-1), label_map.labels)
+    return classification_metrics(rows.label, logits.argmax(-1), label_map.labels)
 
 
-def _read_part1(path: str, label_map: LabelMap, d: DataConfig) -> list[Example]:
-    # part.1 is the label step's file: its teacher labels are in `label`, whatever the gold data calls its column
+def _part1_stream(path: str, label_map: LabelMap, d: DataConfig, keep: set[int] | None = None) -> Iterator[Example]:
+    """part.1's rows, streamed (`keep`: only these row numbers, 0-based), bad-line summary logged at the end.
+    part.1 is the label step's file: its teacher labels are in `label`, whatever the gold data calls its column."""
     reader = ExampleReader(path, label_column="label", label_map=label_map, skip_bad_lines=d.skip_bad_lines)
-    rows = []
-    for ex in reader:
-        for key in ("probs", "logits"):
-            v = getattr(ex, key)
-            if v is not None and len(v) != len(label_map):
-                raise DataError(
-                    f"{path}, line {ex.line}: {key} has {len(v)} numbers for {len(label_map)} labels "
-                    f"({', '.join(label_map.labels)}): was it labelled by a teacher of another task?"
-                )
-        rows.append(ex)
+    for i, ex in enumerate(reader):
+        if keep is None or i in keep:
+            yield ex
     if reader.stats.skipped:
         log.warning(reader.stats.summary())
-    return rows
+
+
+def _part1_keep(d: DataConfig, label_map: LabelMap, cfg: TrainConfig) -> list[set[int] | None]:
+    """Per part.1 file, the rows train.min_confidence / train.balance_part1 keep (None: all), from a
+    first pass over labels and scores only."""
+    from .select import confidence, select_indices
+
+    if not d.teacher_labelled or (cfg.min_confidence <= 0 and not cfg.balance_part1):
+        return [None] * len(d.teacher_labelled)
+    labels, conf, owner = [], [], []
+    for f, path in enumerate(d.teacher_labelled):
+        for i, ex in enumerate(_part1_stream(path, label_map, d)):
+            labels.append(ex.label)
+            conf.append(confidence(ex))
+            owner.append((f, i))
+    kept, summary = select_indices(labels, conf, label_map, cfg.min_confidence, cfg.balance_part1, cfg.seed)
+    log.info(summary)
+    keep: list[set[int]] = [set() for _ in d.teacher_labelled]
+    for k in kept:
+        f, i = owner[k]
+        keep[f].add(i)
+    return keep
 
 
 def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | None = None) -> dict:
@@ -325,33 +301,23 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     t0 = time.perf_counter()
     d, s = cfg.data, cfg.student
     train_ex, dev_ex, test_ex, label_map = read_splits(d.train, d.dev, d.test, d.label_column, d.skip_bad_lines)
-    part1_ex = [ex for p in d.teacher_labelled for ex in _read_part1(p, label_map, d)]
-    if part1_ex and (cfg.train.min_confidence > 0 or cfg.train.balance_part1):
-        from .select import select_part1
-
-        part1_ex, summary = select_part1(
-            part1_ex, label_map, cfg.train.min_confidence, cfg.train.balance_part1, cfg.train.seed
-        )
-        log.info(summary)
     pair = train_ex[0].text_b is not None
-
-    tokenizer = get_tokenizer(s.features.tokenizer)
-    tok = {
-        name: [_tokens(tokenizer, ex, s.pretokenized) for ex in exs]
-        for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))
-    }
-    vocab = Vocab.build(
-        (t for ta, tb in tok["train"] + tok["part1"] for t in (ta, tb or [])),
-        min_freq=s.features.vocab_min_freq,
-        max_size=s.features.vocab_max_size,
+    keep = _part1_keep(d, label_map, cfg.train)
+    # part.1 streams through the builder: flat arrays of token ids, no per-row objects (rows.py)
+    build = RowBuilder(get_tokenizer(s.features.tokenizer), label_map, s.features.max_len, s.pretokenized, pair)
+    build.add(train_ex, gold=True, count=True)
+    n_part1 = sum(
+        build.add(_part1_stream(p, label_map, d, k), gold=False, count=True, check_scores=p)
+        for p, k in zip(d.teacher_labelled, keep)
     )
+    build.add(dev_ex, gold=True, count=False)
+    build.add(test_ex, gold=True, count=False)
+    vocab = build.vocab(min_freq=s.features.vocab_min_freq, max_size=s.features.vocab_max_size)
     featurizer = Featurizer(s.features, vocab)
-    rows = {
-        name: _rows(featurizer, exs, tok[name], label_map, gold=name != "part1")
-        for name, exs in (("train", train_ex), ("part1", part1_ex), ("dev", dev_ex), ("test", test_ex))
-    }
+    train_t, *part1_t, dev_t, test_t = build.tables(vocab)
+    train_rows = RowTable.concat([train_t, *part1_t])
     log.info(
-        f"data: part.0 {len(train_ex)} rows, part.1 {len(part1_ex)} rows, dev {len(dev_ex)}, test {len(test_ex)}; "
+        f"data: part.0 {len(train_ex)} rows, part.1 {n_part1} rows, dev {len(dev_ex)}, test {len(test_ex)}; "
         f"{len(label_map)} labels; vocabulary {len(vocab)} ({s.features.tokenizer}); {time.perf_counter() - t0:.1f}s"
     )
 
@@ -369,8 +335,8 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     result = fit_student(
         model,
         featurizer,
-        rows["train"] + rows["part1"],
-        rows["dev"],
+        train_rows,
+        dev_t,
         len(label_map),
         cfg.train,
         progress=progress,
@@ -384,11 +350,11 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
         "steps": result.steps,
         "best_step": result.best_step,
         "history": result.history,
-        "dev": evaluate_rows(model, featurizer, rows["dev"], label_map),
+        "dev": evaluate_rows(model, featurizer, dev_t, label_map),
         "config": to_dict(cfg),
     }
-    if rows["test"]:
-        metrics["test"] = evaluate_rows(model, featurizer, rows["test"], label_map)
+    if len(test_t):
+        metrics["test"] = evaluate_rows(model, featurizer, test_t, label_map)
     from .distributed import world
 
     if world().main:

@@ -70,9 +70,17 @@ def score_cache_name(precision: str = "fp32") -> str:
     return SCORE_CACHE if precision == "fp32" else f"scores.{precision}.tsv"
 
 
+def _key_hash(a: str, b: str) -> int:
+    """64 bits of a cache key (the line's text is compared on a hit, so a collision costs a miss, not a wrong score)."""
+    return int.from_bytes(hashlib.blake2b(f"{a}\t{b}".encode(), digest_size=8).digest(), "little", signed=True)
+
+
 class ScoreCache:
     """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
     first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored.
+
+    In memory it keeps only a 64-bit hash of each key and where its line lies (about 100 bytes a
+    row, whatever the texts' length); a hit reads its line back from the file.
 
     `append_to` (one rank of a distributed job) sends new scores to that file instead: the shared
     cache is only read, and rank 0 folds every rank's file into it (`merge`) when all have finished."""
@@ -81,12 +89,18 @@ class ScoreCache:
         self.path = Path(path)
         self.out = Path(append_to) if append_to else self.path
         self.teacher = teacher_id
-        self.scores: dict[tuple[str, str], tuple[str, str, str]] = {}
-        for f in dict.fromkeys([self.path, self.out]):
-            self._load(f)
-        if not self._ours(self.out):
+        self.index: dict[int, int] = {}  # key hash -> 2 * byte offset of its line + (1 if in `out`, else 0)
+        self.files = [self.path, self.out]
+        if self.out != self.path:
+            self._load(self.path, 0)
+        if self._ours(self.out):
+            self._load(self.out, 1)
+        else:
+            if self.out.exists():
+                log.info(f"label: {self.out} holds another teacher's scores; starting a new cache")
             self.out.parent.mkdir(parents=True, exist_ok=True)
             self.out.write_text(f"{self._head()}\n", encoding="utf-8")
+        self._readers: dict[int, object] = {}
 
     def _head(self) -> str:
         return "# " + json.dumps({"teacher": self.teacher})
@@ -97,35 +111,55 @@ class ScoreCache:
         with open(path, encoding="utf-8") as f:
             return f.readline().rstrip("\n") == self._head()
 
-    def _load(self, path: Path) -> None:
-        if not path.exists():
-            return
+    def _load(self, path: Path, which: int) -> None:
         if not self._ours(path):
-            log.info(f"label: {path} holds another teacher's scores; starting a new cache")
-            if path == self.out:
-                path.unlink()
+            if path.exists():
+                log.info(f"label: {path} holds another teacher's scores; not reading it")
             return
-        with open(path, encoding="utf-8") as f:
-            next(f)
-            for line in f:
-                parts = line.rstrip("\n").split("\t")
-                if line.endswith("\n") and len(parts) == 5:
-                    self.scores[(parts[0], parts[1])] = (parts[2], parts[3], parts[4])
+        with open(path, "rb") as f:
+            offset = len(f.readline())
+            for raw in f:
+                if raw.endswith(b"\n") and raw.count(b"\t") == 4:
+                    a, b, _ = raw.decode("utf-8").split("\t", 2)
+                    self.index[_key_hash(a, b)] = 2 * offset + which
+                offset += len(raw)
+
+    def _line(self, where: int) -> list[str]:
+        which, offset = where % 2, where // 2
+        f = self._readers.get(which)
+        if f is None:
+            f = self._readers[which] = open(self.files[which], "rb")  # noqa: SIM115 - kept open for hits
+        f.seek(offset)
+        return f.readline().decode("utf-8").rstrip("\n").split("\t")
 
     def get(self, a: str, b: str | None) -> tuple[str, str, str] | None:
-        return self.scores.get((clean_field(a), clean_field(b or "")))
+        key = (clean_field(a), clean_field(b or ""))
+        where = self.index.get(_key_hash(*key))
+        if where is None:
+            return None
+        parts = self._line(where)
+        return (parts[2], parts[3], parts[4]) if (parts[0], parts[1]) == key else None
 
     def add(self, rows: list[tuple[str, str | None, str, str, str]]) -> None:
         """Append (text_a, text_b, label, probs, logits) rows, durably."""
         lines = []
         for a, b, lab, p, z in rows:
             key = (clean_field(a), clean_field(b or ""))
-            self.scores[key] = (lab, p, z)
-            lines.append("\t".join((*key, lab, p, z)) + "\n")
-        with open(self.out, "a", encoding="utf-8", newline="\n") as f:
-            f.write("".join(lines))
+            lines.append(("\t".join((*key, lab, p, z)) + "\n").encode("utf-8"))
+            lines[-1] = (_key_hash(*key), lines[-1])
+        with open(self.out, "ab") as f:
+            offset = f.seek(0, os.SEEK_END)
+            for h, line in lines:
+                self.index[h] = 2 * offset + 1
+                offset += len(line)
+            f.write(b"".join(line for _, line in lines))
             f.flush()
             os.fsync(f.fileno())
+
+    def close(self) -> None:
+        for f in self._readers.values():
+            f.close()
+        self._readers.clear()
 
     def merge(self, logs: list[Path]) -> int:
         """Append the complete lines of other caches of this teacher (ranks' files), then delete them."""

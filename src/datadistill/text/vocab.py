@@ -26,8 +26,12 @@ class Vocab:
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
-        counts.pop(PAD, None)
-        counts.pop(UNK, None)
+        return cls.from_counts(counts, min_freq, max_size)
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int], min_freq: int = 1, max_size: int | None = None) -> "Vocab":
+        """From token counts: most frequent first, ties by text; [PAD] and [UNK] keep ids 0 and 1."""
+        counts = {t: c for t, c in counts.items() if t not in (PAD, UNK)}
         items = sorted((kv for kv in counts.items() if kv[1] >= min_freq), key=lambda kv: (-kv[1], kv[0]))
         if max_size is not None:
             items = items[: max(0, max_size - 2)]
