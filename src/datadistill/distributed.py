@@ -57,6 +57,16 @@ class World:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if not self.distributed:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
     def device(self, requested: str = "auto") -> str:
         """The device a rank uses: cuda:LOCAL_RANK for GPU ranks, else what was asked."""
         if self.distributed and self.backend == "nccl" and requested in ("auto", "cuda"):

@@ -181,6 +181,7 @@ def _label_shared(teacher: Teacher, input_path: Path, output_path: Path, args: t
             locks.enter_context(exclusive(output_path, "labelling"))
         locks.enter_context(exclusive(shard, f"labelling (rank {r})"))
         meta = {**_fingerprint(input_path, teacher), "chunk_size": chunk_size, "part": [r, n]}
+        mine = LabelStats()
         if shard.exists() and done_mark.exists() and json.loads(done_mark.read_text()) == meta:
             log.info(f"label: rank {r}: its share {shard} is already complete")
         else:
@@ -190,14 +191,21 @@ def _label_shared(teacher: Teacher, input_path: Path, output_path: Path, args: t
             )  # fmt: skip
             log.info(f"label: rank {r}: {stats.summary()}")
             done_mark.write_text(json.dumps(meta))
-        world.barrier()  # every share written
+            mine = LabelStats(resumed_from=stats.resumed_from, seconds=stats.seconds, cached=stats.cached)
+        ranks = world.gather(mine)  # every share written
         if world.main:
             t0 = time.perf_counter()
             counts = _merge_shards([shard_path(output_path, k, n) for k in range(n)], output_path, chunk_size)
             if cache:
                 with exclusive(Path(cache), "the teacher's score cache"):
                     ScoreCache(cache, teacher.describe()).merge([Path(f"{cache}.rank{k}") for k in range(n)])
-            stats = LabelStats(rows=sum(counts.values()), label_counts=counts, seconds=time.perf_counter() - t0)
+            stats = LabelStats(
+                rows=sum(counts.values()),
+                label_counts=counts,
+                resumed_from=sum(x.resumed_from for x in ranks),
+                cached=sum(x.cached for x in ranks),
+                seconds=max(x.seconds for x in ranks) + time.perf_counter() - t0,  # the ranks ran side by side
+            )
         world.barrier()  # OUTPUT exists for every rank when this returns
     return world.broadcast(stats if world.main else None)
 
