@@ -7,7 +7,7 @@ PYTHON ?= python3
 # requirement would pull a several-GB CUDA build. GPU users install their own torch first.
 install:
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e '.[test,teacher,report]'
+	$(PYTHON) -m pip install -q -e '.[test,teacher,report,onnx,export,serve]'
 
 test: install
 	$(PYTHON) -m ruff check src tests bench

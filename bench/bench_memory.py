@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -47,14 +46,17 @@ label_file(Instant(), sys.argv[1], sys.argv[2], batch_size=256, chunk_size=4096,
 """
 
 
+PEAK = "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+PEAK += "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+
+
 def _child_peak(cmd: list[str]) -> tuple[float, float]:
-    """(peak RSS in MiB, seconds) of one child process (ru_maxrss of the largest child so far, so run
-    the sizes from small to large)."""
+    """(peak RSS in MiB, seconds) of `cmd`, run by a fresh wrapper process so that only its peak counts."""
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", PEAK, *cmd], capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t0
+    return int(r.stdout.split()[-1]) / 1024, time.perf_counter() - t0
 
 
 def main() -> None:

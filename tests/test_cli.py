@@ -63,12 +63,15 @@ def test_student_train_from_config_with_overrides(senti_files, tmp_path, capsys,
         ["student", "train", "--help"],
         ["eval", "--help"],
         ["predict", "--help"],
+        ["export", "--help"],
+        ["serve", "--help"],
     ],
 )
 def test_help_does_not_import_torch_or_transformers(argv):
     code = (
         "import sys\nfrom datadistill.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'jieba') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'jieba', 'onnx', 'onnxruntime', 'fastapi', 'uvicorn') "
+        "if m in sys.modules]\n"
         "print('HEAVY', heavy)" % argv
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -41,11 +41,12 @@ def train_student(
     return _train(cfg, progress=progress)
 
 
-def load_model(folder: str | Path):
-    """A `Predictor` for a saved model folder."""
-    from .predict import Predictor
+def load_model(folder: str | Path, backend: str | None = None):
+    """A predictor for a student folder (torch) or an export folder (onnxruntime, without torch); backend
+    None picks by the folder's files ('datadistill export' makes export folders)."""
+    from .predict import load_predictor
 
-    return Predictor(folder)
+    return load_predictor(folder, backend)
 
 
 def predict(folder: str | Path, texts: list[str], texts_b: list[str] | None = None) -> list[str]:

@@ -190,7 +190,7 @@ def _add_predict(sub) -> None:
         "blank line); on stdin each line is answered as it arrives. A --input file whose header has text_a is "
         "read as a table.",
     )
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--model", required=True, help="model folder, or an export folder (onnxruntime)")
     p.add_argument("--input", help="read texts from this file instead of stdin (batched)")
     p.add_argument(
         "--batch-size", type=_positive, default=None, help="lines per batch (default: 1 on stdin, 256 for --input)"
@@ -202,9 +202,10 @@ def _add_predict(sub) -> None:
 def _run_predict(args) -> None:
     from pathlib import Path
 
-    from .predict import Predictor
+    from .predict import detect_backend, load_predictor
 
-    pred = Predictor(args.model, bf16=args.bf16)
+    backend = detect_backend(args.model)
+    pred = load_predictor(args.model, backend, **({"bf16": args.bf16} if backend == "torch" else {}))
     if args.input:
         path = Path(args.input)
         if not path.is_file():
@@ -247,6 +248,98 @@ def _utf8_lines(source, name: str | None = None):
     finally:
         if f is not source:
             f.close()
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        parents=[_common()],
+        help="export a student to ONNX: a folder onnxruntime predicts from without torch",
+        description="Write OUT/model.onnx (dynamic batch and length) with the model folder's config, vocabulary "
+        "and label map, and OUT/export.json (the command, versions, the check against torch). Needs "
+        "pip install 'datadistill[export]'. Serve OUT with 'datadistill serve --model OUT'.",
+    )
+    p.add_argument("--model", required=True, help="student model folder")
+    p.add_argument("--out", required=True, help="export folder to write")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="onnx (default; the only format)")
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="int8: dynamic INT8 quantization of the weights (smaller; probabilities close to, not equal to, torch's)",
+    )
+    p.add_argument("--opset", type=_positive, default=17, help="ONNX opset (default 17)")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> None:
+    import shlex
+
+    from .export import export_folder
+
+    export_folder(
+        args.model,
+        args.out,
+        fmt=args.format,
+        quantize=args.quantize,
+        opset=args.opset,
+        command="datadistill " + " ".join(shlex.quote(a) for a in args.argv),
+    )
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        parents=[_common()],
+        help="serve a student or an ONNX export over HTTP (POST /predict, GET /health, /info, /docs)",
+        description="Answer POST /predict with labels and probabilities; concurrent requests share one forward "
+        "pass (micro-batching). SIGTERM or Ctrl-C stops it after answering the requests in flight. Needs "
+        "pip install 'datadistill[serve]' (and [onnx] for an export folder). The API: docs/serve.md.",
+    )
+    p.add_argument("--model", required=True, help="student model folder (torch) or export folder (onnx)")
+    p.add_argument("--backend", choices=["torch", "onnx"], help="default: onnx for an export folder, else torch")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, logged)")
+    p.add_argument("--workers", type=_positive, default=1, help="server processes, each with the model (default 1)")
+    p.add_argument("--threads", type=_positive, default=1, help="intra-op threads of each process's model (default 1)")
+    p.add_argument(
+        "--max-batch", type=_positive, default=256, help="most texts in one micro-batch, one model call (default 256)"
+    )
+    p.add_argument(
+        "--sub-batch",
+        type=_positive,
+        default=32,
+        help="texts per forward pass within a batch, grouped by length: less padding than one pass (default 32)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=2.0,
+        help="how long a request may wait for others to fill its batch (default 2; 0: never wait)",
+    )
+    p.add_argument("--max-body-bytes", type=_positive, default=4 * 2**20, help="largest request body (default 4 MiB)")
+    p.add_argument(
+        "--max-texts", type=_positive, default=1024, help="most texts or pairs in one request (default 1024)"
+    )
+    p.add_argument("--max-text-chars", type=_positive, default=10_000, help="longest text (default 10,000 characters)")
+    p.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds shutdown waits for requests in flight (default 30)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args) -> None:
+    from .config import from_dict
+    from .serve.server import ServeSettings, serve
+
+    keys = ("model", "backend", "host", "port", "workers", "threads", "max_batch", "sub_batch", "max_wait_ms")
+    keys += ("max_body_bytes", "max_texts", "max_text_chars", "graceful_timeout", "access_log")
+    values = {k: getattr(args, k) for k in keys}
+    values["verbosity"] = 1 if args.verbose else -1 if args.quiet >= 2 else 0
+    serve(from_dict(ServeSettings, values, "serve"))
 
 
 def _add_teacher(sub) -> None:
@@ -396,13 +489,15 @@ def _add_label(sub) -> None:
 
 
 def _run_label(args) -> None:
+    from .distributed import world
     from .label import label_file
     from .teacher.command import CommandTeacher
 
+    w = world()  # under torchrun: this rank labels its share, rank 0 merges
     if args.model:
         from .teacher.hf import HFTeacher
 
-        teacher = HFTeacher(args.model, batch_size=args.batch_size, precision=args.precision)
+        teacher = HFTeacher(args.model, batch_size=args.batch_size, precision=args.precision, device=w.device())
         if args.labels and args.labels.split(",") != teacher.label_names:
             raise ConfigError(
                 f"--labels {args.labels}: the teacher in {args.model} has labels "
@@ -422,10 +517,12 @@ def _run_label(args) -> None:
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         skip_bad_lines=args.skip_bad_lines,
-        progress=_bars(args),
+        progress=_bars(args) and w.main,
         cache=args.cache,
+        world=w,
     )
-    logger.info(f"label: {stats.summary()}; wrote {args.output}")
+    if w.main:
+        logger.info(f"label: {stats.summary()}; wrote {args.output}")
 
 
 def _add_run(sub) -> None:
@@ -563,6 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_student(sub)
     _add_eval(sub)
     _add_predict(sub)
+    _add_export(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -574,7 +673,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    setup_logging(1 if args.verbose else -1 if args.quiet >= 2 else 0)
+    import os
+
+    other_rank = int(os.environ.get("RANK", "0")) > 0  # under torchrun: rank 0 speaks for the job
+    setup_logging(1 if args.verbose else -1 if args.quiet >= 2 or other_rank else 0)
     try:
         args.func(args)
         sys.stdout.flush()
@@ -593,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"datadistill {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "datadistill.distributed" in sys.modules:  # a torchrun rank leaves its process group
+            sys.modules["datadistill.distributed"].shutdown()
     return 0
 
 

@@ -25,3 +25,7 @@ class TeacherError(RuntimeError):
 
 class StaleInputError(ConfigError):
     """A step was asked for while a step it reads from is out of date; the message names which and why."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional package a command needs is not installed; the message gives the pip line that installs it."""

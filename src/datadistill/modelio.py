@@ -5,6 +5,9 @@ vocab.txt          one token per line ([PAD] = 0, [UNK] = 1)
 labels.json        the label map
 model.safetensors  the weights
 metrics.json       dev/test metrics of the run that made it (informative; not needed to load)
+
+`read_folder` reads the first three without torch (an ONNX export folder shares them, see export.py);
+`load_folder` adds the network.
 """
 
 from __future__ import annotations
@@ -13,20 +16,21 @@ import json
 import shlex
 import sys
 from pathlib import Path
-
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import from_dict, to_dict
 from .data.labels import LabelMap
-from .students import build_student
-from .students.base import Dims, Student
+from .errors import ModelFolderError
 from .text.features import FeatureConfig, Featurizer
 from .text.vocab import Vocab
 
-from .errors import ModelFolderError
+if TYPE_CHECKING:
+    from .students.base import Student
 
-REQUIRED = ("config.json", "vocab.txt", "labels.json", "model.safetensors")
-__all__ = ["ModelFolderError", "save_model", "load_folder", "REQUIRED"]
+SHARED = ("config.json", "vocab.txt", "labels.json")  # what a model folder and an export folder both hold
+REQUIRED = SHARED + ("model.safetensors",)
+__all__ = ["ModelFolderError", "save_model", "load_folder", "read_folder", "REQUIRED", "SHARED"]
 
 
 def save_model(
@@ -68,22 +72,24 @@ def save_model(
     return folder
 
 
-def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict]:
-    """(network in eval mode, featurizer, label map, config) from a model folder."""
-    from safetensors.torch import load_file
-
+def read_folder(
+    folder: str | Path, weights: str = "model.safetensors", kind: str = "a model folder"
+) -> tuple[dict, Featurizer, LabelMap]:
+    """(config, featurizer, label map) of a folder holding SHARED plus `weights`, checked; no torch."""
     folder = Path(folder)
     if not folder.is_dir():
         what = "is a file, not a model folder" if folder.exists() else "model folder does not exist"
         raise ModelFolderError(f"{folder}: {what}")
     if (folder / "teacher.json").is_file() and not (folder / "vocab.txt").is_file():
         raise ModelFolderError(f"{folder}: is a teacher folder; score with it through 'datadistill teacher predict'")
-    for name in REQUIRED:
+    required = SHARED + (weights,)
+    for name in required:
         if not (folder / name).is_file():
-            raise ModelFolderError(f"{folder / name}: missing (a model folder holds {', '.join(REQUIRED)})")
+            raise ModelFolderError(f"{folder / name}: missing ({kind} holds {', '.join(required)})")
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        arch, params, dims = config["arch"], config["model"], Dims(**config["dims"])
+        _arch, _params, dims = config["arch"], config["model"], config["dims"]
+        vocab_size, num_labels = int(dims["vocab_size"]), int(dims["num_labels"])
         fcfg = from_dict(FeatureConfig, config["features"], "features")
     except Exception as e:  # noqa: BLE001 - any problem here means the file is damaged
         raise ModelFolderError(f"{folder / 'config.json'}: cannot read model config ({e})") from None
@@ -95,13 +101,33 @@ def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict
         label_map = LabelMap.load(folder / "labels.json")
     except Exception as e:  # noqa: BLE001
         raise ModelFolderError(f"{folder / 'labels.json'}: cannot read label map ({e})") from None
-    if len(vocab) != dims.vocab_size or len(label_map) != dims.num_labels:
+    if len(vocab) != vocab_size or len(label_map) != num_labels:
         raise ModelFolderError(
             f"{folder}: vocab.txt has {len(vocab)} tokens and labels.json {len(label_map)} labels, "
-            f"but config.json expects {dims.vocab_size} and {dims.num_labels}"
+            f"but config.json expects {vocab_size} and {num_labels}"
         )
     try:
-        model = build_student(arch, params, dims)
+        featurizer = Featurizer(fcfg, vocab)
+    except Exception as e:  # noqa: BLE001 - features an edited config left incomplete
+        raise ModelFolderError(f"{folder / 'config.json'}: cannot read model config ({e})") from None
+    return config, featurizer, label_map
+
+
+def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict]:
+    """(network in eval mode, featurizer, label map, config) from a model folder."""
+    from safetensors.torch import load_file
+
+    from .students import build_student
+    from .students.base import Dims
+
+    folder = Path(folder)
+    config, featurizer, label_map = read_folder(folder)
+    try:
+        dims = Dims(**config["dims"])
+    except Exception as e:  # noqa: BLE001
+        raise ModelFolderError(f"{folder / 'config.json'}: cannot read model config ({e})") from None
+    try:
+        model = build_student(config["arch"], config["model"], dims)
     except Exception as e:  # noqa: BLE001 - an edited arch or hyper-parameter
         raise ModelFolderError(f"{folder / 'config.json'}: cannot build the model it describes ({e})") from None
     try:
@@ -110,4 +136,4 @@ def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict
     except Exception as e:  # noqa: BLE001
         raise ModelFolderError(f"{folder / 'model.safetensors'}: cannot load weights ({e})") from None
     model.eval()
-    return model, Featurizer(fcfg, vocab), label_map, config
+    return model, featurizer, label_map, config

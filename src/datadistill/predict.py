@@ -1,4 +1,9 @@
-"""Load a model folder and predict: `Predictor.predict(texts)`, `predict_proba(texts)`, stdin -> stdout."""
+"""Load a model folder and predict: `Predictor.predict(texts)`, `predict_proba(texts)`, stdin -> stdout.
+
+`BasePredictor` holds what every backend shares (tokenization, length batching, labels, the stdin
+loop) and imports no torch; `Predictor` runs a student folder with torch, `onnx_predict.OnnxPredictor`
+an export folder with onnxruntime. `load_predictor` picks the backend from the folder's files.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +11,28 @@ from pathlib import Path
 from typing import IO, Iterable
 
 import numpy as np
-import torch
 
 from .batching import in_length_order, softmax
-from .modelio import load_folder
+from .errors import ConfigError
+from .text.features import Featurizer
+
+BACKENDS = ("torch", "onnx")
 
 
-class Predictor:
-    """A loaded student. Texts in; labels or probabilities [N, C] (rows sum to one) out."""
+class BasePredictor:
+    """Texts in; labels or probabilities [N, C] (rows sum to one) out. Subclasses set `featurizer`,
+    `labels`, `pair` and `batch_size` and implement `_forward` (one padded batch -> logits)."""
 
-    def __init__(self, folder: str | Path, batch_size: int = 256, bf16: bool = False) -> None:
-        """bf16=True runs matrix work (convolutions, LSTM, linear layers) in bfloat16 under autocast:
-        about 4x faster convolutions on CPUs with AVX512-BF16/AMX, at the cost of ~3 significant digits."""
-        self.folder = Path(folder)
-        self.model, self.featurizer, self.label_map, self.config = load_folder(folder)
-        self.batch_size = batch_size
-        self.bf16 = bf16
-        self.pair = bool(self.model.dims.pair)
+    backend = "base"
+    featurizer: Featurizer
+    labels: list[str]
+    pair: bool
+    batch_size: int
 
-    @property
-    def labels(self) -> list[str]:
-        return self.label_map.labels
+    def _forward(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits [B, C] (float32) of one batch of the featurizer's arrays."""
+        raise NotImplementedError
 
-    @torch.inference_mode()
     def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
         """Logits [N, C] in input order; batches are formed by length to waste little on padding."""
         if self.pair and texts_b is None:
@@ -39,9 +43,9 @@ class Predictor:
         enc_b = self.featurizer.encode_many(texts_b) if texts_b is not None else None
 
         def run(idx):
-            batch = self.featurizer.collate([enc_a[i] for i in idx], [enc_b[i] for i in idx] if enc_b else None)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                return self.model(batch).float().numpy()
+            return self._forward(
+                self.featurizer.arrays([enc_a[i] for i in idx], [enc_b[i] for i in idx] if enc_b else None)
+            )
 
         return in_length_order([len(e) for e in enc_a], self.batch_size, run)
 
@@ -84,3 +88,49 @@ class Predictor:
         if buf:
             flush()
         return n
+
+
+class Predictor(BasePredictor):
+    """A student folder run with torch."""
+
+    backend = "torch"
+
+    def __init__(self, folder: str | Path, batch_size: int = 256, bf16: bool = False) -> None:
+        """bf16=True runs matrix work (convolutions, LSTM, linear layers) in bfloat16 under autocast:
+        about 4x faster convolutions on CPUs with AVX512-BF16/AMX, at the cost of ~3 significant digits."""
+        from .modelio import load_folder
+
+        self.folder = Path(folder)
+        self.model, self.featurizer, self.label_map, self.config = load_folder(folder)
+        self.batch_size = batch_size
+        self.bf16 = bf16
+        self.pair = bool(self.model.dims.pair)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.label_map.labels
+
+    def _forward(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model({k: torch.from_numpy(v) for k, v in arrays.items()}).float().numpy()
+
+
+def detect_backend(folder: str | Path) -> str:
+    """'onnx' for an export folder (it holds model.onnx), else 'torch' (a student folder; loading it
+    explains whatever is missing)."""
+    return "onnx" if (Path(folder) / "model.onnx").is_file() else "torch"
+
+
+def load_predictor(folder: str | Path, backend: str | None = None, **kw) -> BasePredictor:
+    """A predictor for a student folder (torch) or an export folder (onnx); backend None: from the folder's files.
+    Keyword arguments go to the backend's class (batch_size; threads for onnx; bf16 for torch)."""
+    backend = backend or detect_backend(folder)
+    if backend == "torch":
+        return Predictor(folder, **kw)
+    if backend == "onnx":
+        from .onnx_predict import OnnxPredictor
+
+        return OnnxPredictor(folder, **kw)
+    raise ConfigError(f"backend '{backend}': expected one of {', '.join(BACKENDS)}")

@@ -75,6 +75,11 @@ class Student(nn.Module, abc.ABC):
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor, ngrams: torch.Tensor | None) -> torch.Tensor:
         """ids [B, L] (0 = padding), lengths [B], ngrams [B, G] or None -> [B, out_dim]."""
 
+    def for_export(self) -> nn.Module:
+        """The network as an ONNX export should trace it: the same logits from the same batch dict,
+        in operations that run fast in onnxruntime. By default the network itself."""
+        return self
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         u = self.encode(batch["ids_a"], batch["len_a"], batch.get("ngr_a"))
         if self.dims.pair:

@@ -1,4 +1,7 @@
-"""Texts -> padded id tensors for the students: tokenize, look up the vocabulary, hash n-grams.
+"""Texts -> padded id arrays for the students: tokenize, look up the vocabulary, hash n-grams.
+
+Torch-free: `Featurizer.arrays` gives numpy arrays (what an ONNX runtime reads); `collate` wraps the
+same arrays in torch tensors (what the students read), importing torch only then.
 
 Hashed n-grams (fastText's trick) give bag-of-words students word-order and word-boundary
 information without a word segmenter: the id of the n-gram (t1..tn) is a polynomial hash of the
@@ -9,13 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..config import ConfigError, check_ranges
 from ..registry import unknown_name_message
 from .tokenize import TOKENIZERS, get_tokenizer
 from .vocab import Vocab
+
+if TYPE_CHECKING:
+    import torch
 
 _PRIME = 1_000_003
 
@@ -102,22 +109,28 @@ class Featurizer:
             return self._char_ids(texts, self.cfg.max_len)
         return [self.encode(t) for t in texts]
 
-    def collate(self, items_a: list[np.ndarray], items_b: list[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
-        """Pad encoded texts into a batch: ids_a [B, L], len_a [B], ngr_a [B, G] (and _b for pairs)."""
+    def arrays(self, items_a: list[np.ndarray], items_b: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Pad encoded texts into a batch of int64 arrays: ids_a [B, L], len_a [B], ngr_a [B, G] (and _b for pairs)."""
         batch = self._side(items_a, "a")
         if items_b is not None:
             batch.update(self._side(items_b, "b"))
         return batch
 
+    def collate(self, items_a: list[np.ndarray], items_b: list[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+        """`arrays` as torch tensors (sharing their memory): the students' batch dict."""
+        import torch
+
+        return {k: torch.from_numpy(v) for k, v in self.arrays(items_a, items_b).items()}
+
     def batch(self, texts_a: list[str], texts_b: list[str] | None = None) -> dict[str, torch.Tensor]:
         return self.collate(self.encode_many(texts_a), self.encode_many(texts_b) if texts_b is not None else None)
 
-    def _side(self, seqs: list[np.ndarray], side: str) -> dict[str, torch.Tensor]:
+    def _side(self, seqs: list[np.ndarray], side: str) -> dict[str, np.ndarray]:
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         ids = np.zeros((len(seqs), max(1, int(lengths.max(initial=1)))), dtype=np.int64)
         for i, s in enumerate(seqs):
             ids[i, : len(s)] = s
-        batch = {f"ids_{side}": torch.from_numpy(ids), f"len_{side}": torch.from_numpy(lengths)}
+        batch = {f"ids_{side}": ids, f"len_{side}": lengths}
         if self.cfg.ngrams:
-            batch[f"ngr_{side}"] = torch.from_numpy(hash_ngrams(ids, lengths, self.cfg.ngrams, self.cfg.ngram_buckets))
+            batch[f"ngr_{side}"] = hash_ngrams(ids, lengths, self.cfg.ngrams, self.cfg.ngram_buckets)
         return batch
