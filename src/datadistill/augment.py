@@ -138,13 +138,11 @@ class TokenTable:
         return self.sample_ids[np.minimum(idx, len(self.cum) - 1)]
 
 
-def generate(
+def _edit(
     ids: np.ndarray, pos: np.ndarray, table: TokenTable, cfg: AugmentConfig, rng: np.random.Generator
-) -> list[tuple[np.ndarray, tuple[str, ...]]]:
-    """`cfg.n_iter` variants of one token sequence: (token ids, strategies that changed it)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The token edits of `cfg.n_iter` variants: (ids [n_iter, L], [UNK] mask, same-POS mask)."""
     n, L = cfg.n_iter, len(ids)
-    if L == 0:
-        return []
     u = rng.random((n, L))  # [n_iter, L] one draw per token
     out = np.broadcast_to(ids, (n, L)).copy()  # [n_iter, L]
     unk = u < cfg.p_unk
@@ -153,13 +151,23 @@ def generate(
         cols = np.nonzero(rep)[1]
         out[rep] = table.sample_same_pos(pos[cols], rng)
     out[unk] = 0
-    use_ng = rng.random(n) < cfg.p_ng
-    max_m = min(L, cfg.ngram_max or L)
-    m = rng.integers(1, max_m + 1, size=n)
+    return out, unk, rep
+
+
+def _spans(L: int, cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per variant: whether n-gram sampling applies, the span's length and start."""
+    use_ng = rng.random(cfg.n_iter) < cfg.p_ng
+    m = rng.integers(1, min(L, cfg.ngram_max or L) + 1, size=cfg.n_iter)
     start = rng.integers(0, L - m + 1)
+    return use_ng, m, start
+
+
+def _variants(ids, out, unk, rep, spans) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+    use_ng, m, start = spans
+    L = len(ids)
     changed_pos = (out != ids) & rep
     result = []
-    for i in range(n):
+    for i in range(len(out)):
         row, used = out[i], []
         if unk[i].any():
             used.append("unk")
@@ -170,6 +178,40 @@ def generate(
             used.append("ngram")
         result.append((row, tuple(used)))
     return result
+
+
+def generate(
+    ids: np.ndarray, pos: np.ndarray, table: TokenTable, cfg: AugmentConfig, rng: np.random.Generator
+) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+    """`cfg.n_iter` variants of one token sequence: (token ids, strategies that changed it)."""
+    if len(ids) == 0:
+        return []
+    out, unk, rep = _edit(ids, pos, table, cfg, rng)
+    return _variants(ids, out, unk, rep, _spans(len(ids), cfg, rng))
+
+
+def generate_pair(ea, eb, table: TokenTable, cfg: AugmentConfig, rng: np.random.Generator):
+    """Variants of a pair whose sides change alike: a token both sides hold gets, in side b, the edit
+    it got in side a (the same [UNK], the same same-POS replacement, or none), so that two questions
+    that matched still share their words; n-gram sampling cuts at most one side, chosen at random."""
+    (ids_a, pos_a), (ids_b, pos_b) = ea, eb
+    if len(ids_a) == 0 or len(ids_b) == 0:
+        return [], []
+    out_a, unk_a, rep_a = _edit(ids_a, pos_a, table, cfg, rng)
+    out_b, unk_b, rep_b = _edit(ids_b, pos_b, table, cfg, rng)
+    first = {}
+    for k, t in enumerate(ids_a.tolist()):
+        first.setdefault(t, k)
+    shared = [(j, first[t]) for j, t in enumerate(ids_b.tolist()) if t in first]
+    if shared:
+        jb, ka = np.array(shared).T
+        out_b[:, jb], unk_b[:, jb], rep_b[:, jb] = out_a[:, ka], unk_a[:, ka], rep_a[:, ka]
+    use_a, m_a, s_a = _spans(len(ids_a), cfg, rng)
+    _, m_b, s_b = _spans(len(ids_b), cfg, rng)
+    cut_a = rng.random(cfg.n_iter) < 0.5  # the side n-gram sampling cuts, when it applies
+    va = _variants(ids_a, out_a, unk_a, rep_a, (use_a & cut_a, m_a, s_a))
+    vb = _variants(ids_b, out_b, unk_b, rep_b, (use_a & ~cut_a, m_b, s_b))
+    return va, vb
 
 
 def _tag_one(args: tuple[str, str, str | None]) -> tuple[list, list | None]:
@@ -233,8 +275,11 @@ def augment_examples(
         for i, (ex, (ea, eb)) in enumerate(zip(examples, encoded)):
             bar.update()
             rng = np.random.default_rng([cfg.seed, i])
-            va = generate(ea[0], ea[1], table, cfg, rng)
-            vb = generate(eb[0], eb[1], table, cfg, rng) if eb is not None else [None] * len(va)
+            if eb is None:
+                va = generate(ea[0], ea[1], table, cfg, rng)
+                vb = [None] * len(va)
+            else:
+                va, vb = generate_pair(ea, eb, table, cfg, rng)
             for (row_a, used_a), b in zip(va, vb):
                 toks_a = itos[row_a].tolist()
                 toks_b = itos[b[0]].tolist() if b is not None else None

@@ -617,7 +617,7 @@ def _add_split(sub) -> None:
     p.add_argument("--train", type=int, help="rows in train (default: all the others)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--stratify", metavar="COLUMN", help="keep each class's share of COLUMN in every part")
-    g.add_argument("--group", metavar="COLUMN", help="keep rows sharing COLUMN (text_a or qid) in one part")
+    g.add_argument("--group", metavar="COLUMN", help="keep rows sharing COLUMN (text_a, text_b or qid) in one part")
     p.add_argument("--label-column", default="label", help="the label column (when not stratifying by one)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=_run_split)

@@ -39,7 +39,8 @@ def exclusive(target: str | Path, what: str = "") -> Iterator[Path]:
     """Hold the hidden `.NAME.lock` beside `target` while the block runs; `what` names the work in the message."""
     import fcntl
 
-    target = Path(target)
+    target = Path(target).absolute()  # `--out .` and `--out /full/path` name one lock
+    target = target.parent.resolve() / target.name if target.name not in ("", ".", "..") else target.resolve()
     lock_path = target.parent / f".{target.name.lstrip('.')}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)

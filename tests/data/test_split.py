@@ -71,3 +71,22 @@ def test_a_split_that_cannot_be_made_is_refused_in_one_line(labelled, tmp_path, 
     assert main(["split", str(labelled), "--out", str(tmp_path / "x"), "--label-column", "category"] + extra) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "x" / "train.tsv").exists()
+
+
+def test_split_refuses_its_own_output_as_input_and_replaces_an_earlier_split(labelled, tmp_path, capsys):
+    out, lab = tmp_path / "s", ["--label-column", "category"]
+    assert main(["split", str(labelled), "--out", str(out), "--dev", "30", "--test", "30", "--train", "100"] + lab) == 0
+    before = (out / "train.tsv").read_bytes()
+    assert main(["split", str(out / "train.tsv"), "--out", str(out), "--dev", "5", "--test", "5"] + lab) == 2
+    assert "is one of split's outputs" in capsys.readouterr().err and (out / "train.tsv").read_bytes() == before
+    assert main(["split", str(labelled), "--out", str(out), "--dev", "0", "--test", "0"] + lab) == 0
+    assert sorted(f.name for f in out.iterdir() if not f.name.startswith(".")) == ["split.json", "train.tsv"]
+    assert main(["split", str(labelled), "--out", str(labelled), "--dev", "1", "--test", "1"] + lab) == 2
+    assert "is a file, expected a folder" in capsys.readouterr().err
+
+
+def test_a_grouped_split_with_too_few_groups_is_refused(tmp_path, capsys):
+    path = tmp_path / "g.tsv"
+    path.write_text("qid\ttext_a\tlabel\n" + "".join(f"q{i // 10}\tt{i}\t{i % 2}\n" for i in range(20)), "utf-8")
+    assert main(["split", str(path), "--out", str(tmp_path / "o"), "--dev", "1", "--test", "1", "--group", "qid"]) == 2
+    assert "2 groups of qid cannot give dev 1, test 1 and a training part" in capsys.readouterr().err
