@@ -213,3 +213,16 @@ def test_the_whole_pipeline_runs_on_two_ranks_and_one_process_then_finds_it_up_t
         [sys.executable, "-m", "datadistill", "run", str(path), "-q"], env=_env(), capture_output=True, text=True
     )
     assert r.returncode == 0 and r.stderr.count("up to date, skipped") == 5, r.stderr
+
+
+def test_a_cache_another_job_holds_stops_every_rank_before_any_work(tmp_path, texts):
+    from datadistill.lock import exclusive
+
+    (tmp_path / "two").mkdir()
+    args = _label_args(tmp_path, texts, tmp_path / "two" / "part.1")
+    with exclusive(tmp_path / "two" / "scores.tsv", "a test"):
+        p = _torchrun(args)
+        out, _ = p.communicate(timeout=300)
+    assert p.returncode != 0
+    assert out.count("another datadistill process (PID") == 2  # the one line, from each rank
+    assert "[rank1]" not in out and not list((tmp_path / "two").glob("part.1*"))

@@ -104,6 +104,11 @@ def test_a_pair_task_runs_end_to_end_with_the_pair_order_ratio_in_the_report(tmp
     bow = str(tmp_path / "work" / "student" / "bow")
     assert main(["eval", "--model", bow, "--data", str(files["test"]), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["ranking"]["groups"] == 20
+    assert "Infinity" not in out.read_text() and "NaN" not in out.read_text()  # standard JSON
+    single = tmp_path / "single.tsv"
+    single.write_text("label\ttext_a\n1\t酒店很好\n", encoding="utf-8")
+    assert main(["eval", "--model", bow, "--data", str(single)]) == 2
+    assert main(["eval", "--model", bow, "--data", str(files["test"]), "--json", str(tmp_path)]) == 2
 
 
 @pytest.mark.slow

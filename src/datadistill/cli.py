@@ -171,11 +171,16 @@ def _run_eval(args) -> None:
     from .datasets import resolve
 
     if args.json:
+        from .data.io import check_output
+
         out = Path(args.json).resolve()
         if out == resolve(args.data).resolve() or out.parent == Path(args.model).resolve():
             raise DataError(f"{args.json}: is the evaluated data or a file of the model; --json names a new file")
+        check_output(args.json, "--json")  # a folder, or a path under a file: said before any work
     m = evaluate_folder(args.model, args.data, args.label_column, args.positive)
     print(format_metrics(m))
+    if "ranking" not in m and len(m["labels"]) == 2:
+        print(f"(for F1, AUC and the pair-order ratio of one class: --positive {m['labels'][1]})")
     if args.json:
         dump_json(m, args.json)
 

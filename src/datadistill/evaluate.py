@@ -4,6 +4,8 @@ ratio 正逆序比 that search and matching tasks are judged by)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -112,6 +114,8 @@ def query_groups(examples, positive: np.ndarray) -> tuple[list[str] | None, str]
     mixed = (n_pos > 0) & (n_pos < n_all)
     if len(keys) and mixed[inverse].mean() >= GROUPED_SHARE:
         return keys, "within groups of the same text_a"
+    if not positive.any() or positive.all():
+        return None, "over all positive-negative pairs of the set (it has no positive-negative pair)"
     return None, "over all positive-negative pairs of the set (too few queries with several candidates)"
 
 
@@ -153,9 +157,29 @@ def task_metrics(
     return m
 
 
+def finite(obj):
+    """`obj` with every infinite or NaN float replaced by None (JSON has no Infinity or NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def ratio_text(r: dict) -> str:
+    """The pair-order ratio as shown: '∞' when nothing is reversed, '–' when there are no pairs."""
+    v = r["pair_order"]
+    if v is None or not math.isfinite(v):
+        return "∞" if r["correct"] and not r["reversed"] else "–"
+    return f"{v:.2f}"
+
+
 def format_ranking(r: dict) -> str:
+    auc = f"{r['auc'] * 100:.2f}" if r["auc"] is not None and math.isfinite(r["auc"]) else "–"
     return (
-        f"positive '{r['positive']}': F1 {r['f1_positive'] * 100:.2f}  AUC {r['auc'] * 100:.2f}  "
-        f"pair-order {r['pair_order']:.2f} ({r['correct']:,} correct / {r['reversed']:,} reversed, "
+        f"positive '{r['positive']}': F1 {r['f1_positive'] * 100:.2f}  AUC {auc}  "
+        f"pair-order {ratio_text(r)} ({r['correct']:,} correct / {r['reversed']:,} reversed, "
         f"{r['ties']:,} ties, {r['grouping']})"
     )

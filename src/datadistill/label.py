@@ -177,8 +177,17 @@ def _label_shared(teacher: Teacher, input_path: Path, output_path: Path, args: t
     done_mark = shard.with_name(shard.name + ".json")
     cache_log = Path(f"{cache}.rank{r}") if cache else None
     with contextlib.ExitStack() as locks:
-        if world.main:  # one job per output: a second job's rank 0 stops here
-            locks.enter_context(exclusive(output_path, "labelling"))
+        refused = None
+        if world.main:  # one job per output and cache: rank 0 holds both from start to merge
+            try:
+                locks.enter_context(exclusive(output_path, "labelling"))
+                if cache:
+                    locks.enter_context(exclusive(Path(cache), "the teacher's score cache"))
+            except DataError as e:
+                refused = str(e)
+        refused = world.broadcast(refused)
+        if refused:  # every rank stops with rank 0's one line, before any work
+            raise DataError(refused)
         locks.enter_context(exclusive(shard, f"labelling (rank {r})"))
         meta = {**_fingerprint(input_path, teacher), "chunk_size": chunk_size, "part": [r, n]}
         mine = LabelStats()
@@ -197,8 +206,7 @@ def _label_shared(teacher: Teacher, input_path: Path, output_path: Path, args: t
             t0 = time.perf_counter()
             counts = _merge_shards([shard_path(output_path, k, n) for k in range(n)], output_path, chunk_size)
             if cache:
-                with exclusive(Path(cache), "the teacher's score cache"):
-                    ScoreCache(cache, teacher.describe()).merge([Path(f"{cache}.rank{k}") for k in range(n)])
+                ScoreCache(cache, teacher.describe()).merge([Path(f"{cache}.rank{k}") for k in range(n)])
             stats = LabelStats(
                 rows=sum(counts.values()),
                 label_counts=counts,
@@ -274,7 +282,7 @@ def _label_file(
                     lab = line.split("\t", 1)[0]
                     counts[lab] = counts.get(lab, 0) + 1
     elif partial.exists():
-        log.info(f"label: {partial} belongs to another input or teacher; starting over")
+        log.info(f"label: {partial} belongs to another input, teacher, chunk size or share of ranks; starting over")
         partial.unlink()
     output_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta))

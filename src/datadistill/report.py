@@ -19,7 +19,7 @@ import torch
 from .data.cache import model_files
 from .data.io import ExampleReader
 from .data.labels import LabelMap
-from .evaluate import positive_label, task_metrics
+from .evaluate import finite, positive_label, ratio_text, task_metrics
 from .layout import Layout
 from .log import logger
 from .speed import latency, throughput
@@ -132,8 +132,8 @@ def _compared(row: dict, multiclass: bool) -> list[tuple[str, str, float]]:
     out = [("test_accuracy", "accuracy", row["test_accuracy"] * 100)]
     if multiclass:
         out.append(("test_macro_f1", "macro-F1", row["test_macro_f1"] * 100))
-    if "ranking" in row:
-        out.append(("pair_order", "pair-order ratio", row["ranking"]["pair_order"]))
+    if "ranking" in row:  # nothing reversed: an infinite ratio, above any other
+        out.append(("pair_order", "pair-order ratio", float(row["ranking"]["pair_order"])))
     return out
 
 
@@ -233,7 +233,7 @@ def write_report(
         "warnings": warnings,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(finite(report), indent=1, ensure_ascii=False), encoding="utf-8")
     table = _main_table(rows)
     what = "text pairs" if test.texts_b is not None else "texts"
     md = (
@@ -270,7 +270,7 @@ def _main_table(rows: list[dict]) -> str:
         cells = [r["model"], r["kind"], f"{r['test_accuracy'] * 100:.2f}", f"{r['test_macro_f1'] * 100:.2f}"]
         if ranked:
             k = r["ranking"]
-            cells += [f"{k['f1_positive'] * 100:.2f}", f"{k['auc'] * 100:.2f}", f"{k['pair_order']:.2f}"]
+            cells += [f"{k['f1_positive'] * 100:.2f}", f"{k['auc'] * 100:.2f}", ratio_text(k)]
         cells += [params, size, f"{r['texts_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
         cells.append(f"{r['speedup']:,.0f}x")
         lines.append("| " + " | ".join(cells) + " |")

@@ -384,6 +384,13 @@ def evaluate_folder(
     exs = list(ExampleReader(data, label_column=label_column, label_map=pred.label_map))
     if not exs:
         raise DataError(f"{data}: no examples (only a header?)")
+    has_b = exs[0].text_b is not None
+    if pred.pair != has_b:
+        raise DataError(
+            f"{data}: the model in {folder} reads text pairs; this file has no text_b column"
+            if pred.pair
+            else f"{data}: has a text_b column, but the model in {folder} reads single texts"
+        )
     texts_b = [ex.text_b or "" for ex in exs] if pred.pair else None
     probs = pred.predict_proba([ex.text_a for ex in exs], texts_b)
     gold = np.array([pred.label_map.id(ex.label) for ex in exs])
@@ -394,5 +401,8 @@ def evaluate_folder(
 
 
 def dump_json(obj, path: str | Path) -> None:
+    """Standard JSON: an infinite or undefined number (a pair-order ratio with nothing reversed) as null."""
+    from .evaluate import finite
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    Path(path).write_text(json.dumps(finite(obj), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -171,6 +171,7 @@ def fit(
     what: str = "training",
     progress: bool = True,
     world: World | None = None,
+    unused_parameters: bool = False,
 ) -> FitResult:
     """Train `model` in place; at the end it holds the weights that scored best on dev.
 
@@ -179,6 +180,7 @@ def fit(
     Under torchrun (`world` of N ranks) every rank draws the same global batches and takes its 1/N
     of each; DDP averages the gradients, so N processes take the steps one process takes with the
     same global batch. Rank 0 evaluates (its dev accuracy decides for all), logs and checkpoints.
+    `unused_parameters`: the model has parameters a forward pass may not use (DDP must look for them).
     `index` lists the row ids of one epoch (default every row once; a student repeats gold rows) and
     `lengths[i]` is the length of `index[i]`, for batches of similar length. `param_groups` are
     AdamW's groups (default: every parameter with cfg.weight_decay). With `checkpoint` the state is
@@ -193,9 +195,9 @@ def fit(
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        # unused parameters: e.g. a transformers pooler the mean-pooling head never reads
+        # unused_parameters: e.g. a transformers pooler the mean-pooling head never reads
         ids = [device.index] if device.type == "cuda" else None
-        net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused_parameters)
     index = np.arange(len(lengths)) if index is None else index
     lengths = np.asarray(lengths)
     groups = param_groups or [{"params": list(model.parameters()), "weight_decay": getattr(cfg, "weight_decay", 0.0)}]

@@ -282,6 +282,7 @@ def _finetune(
         run_id=rid,
         what="teacher fine-tuning",
         progress=progress,
+        unused_parameters=True,  # a checkpoint's pooler, unused by the mean-pooling head
     )
     if w.main:
         save_teacher(out_dir, model, tok, label_map, cfg, pooling, prefix)
