@@ -151,3 +151,19 @@ def test_chnsenticorp_gives_80k_unique_examples_byte_identical(tmp_path, shared_
     assert s.written >= 80_000 and all(s.strategies[k] > 1000 for k in ("unk", "pos", "ngram"))
     augment(CHNSENTI / "train.tsv", tmp_path / "b.tsv", **kw)
     assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
+
+
+def test_a_token_both_sides_hold_gets_the_same_edit_and_ngrams_cut_one_side(table_and_sources):
+    from datadistill.augment import generate_pair
+
+    table, encoded = table_and_sources
+    a, b = encoded[0], encoded[1]
+    # side b: side a's first three tokens, then its own: those three are shared
+    eb = (np.concatenate([a[0][:3], b[0]]), np.concatenate([a[1][:3], b[1]]))
+    cfg = AugmentConfig(n_iter=200, p_unk=0.3, p_pos=0.3, p_ng=0.5)
+    va, vb = generate_pair(a, eb, table, cfg, np.random.default_rng(0))
+    uncut = [(ra, rb) for (ra, ua), (rb, ub) in zip(va, vb) if "ngram" not in ua + ub]
+    assert len(uncut) > 50 and all(np.array_equal(ra[:3], rb[:3]) for ra, rb in uncut)
+    assert any(not np.array_equal(ra[:3], a[0][:3]) for ra, _ in uncut)  # and they do get edited
+    both_cut = [1 for (_, ua), (_, ub) in zip(va, vb) if "ngram" in ua and "ngram" in ub]
+    assert not both_cut and sum("ngram" in u for _, u in va + vb) > 40
