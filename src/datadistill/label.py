@@ -159,7 +159,20 @@ def label_file(
         locks.enter_context(exclusive(output_path, "labelling"))
         if cache:
             locks.enter_context(exclusive(Path(cache), "the teacher's score cache"))
+        _drop_other_shares(output_path, 1)
         return _label_file(teacher, input_path, output_path, *args)
+
+
+def _drop_other_shares(output_path: Path, size: int) -> None:
+    """Remove the shards a run with another number of ranks left (killed before its merge): this run
+    labels from its own; they would only be stale files beside the output."""
+    import re
+
+    for f in output_path.parent.glob(f"{output_path.name}.rank*-of-*"):
+        m = re.match(rf"{re.escape(output_path.name)}\.rank\d+-of-(\d+)", f.name)
+        if m and int(m.group(1)) != size:
+            log.info(f"label: removing {f}, left by a run on {m.group(1)} ranks")
+            f.unlink()
 
 
 def shard_path(output_path: Path, rank: int, size: int) -> Path:
@@ -185,6 +198,8 @@ def _label_shared(teacher: Teacher, input_path: Path, output_path: Path, args: t
                     locks.enter_context(exclusive(Path(cache), "the teacher's score cache"))
             except DataError as e:
                 refused = str(e)
+            if not refused:
+                _drop_other_shares(output_path, n)
         refused = world.broadcast(refused)
         if refused:  # every rank stops with rank 0's one line, before any work
             raise DataError(refused)
