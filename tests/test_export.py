@@ -153,8 +153,19 @@ def test_bad_exports_get_one_line(models, tmp_path, capsys):
     src = models[("bow", False)]
     cases = [
         (["--model", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "nope: model folder does not exist"),
-        (["--model", str(src), "--out", str(src)], f"--out {src}: is a model folder; name a new folder for the export"),
+        (["--model", str(src), "--out", str(src)], f"--out {src}: is, or lies in, a model folder; name a new folder"),
+        (["--model", str(src), "--out", str(src / "sub")], "sub: is, or lies in, a model folder"),
+        (["--model", str(src), "--out", ""], "--out is empty: name the export folder to write"),
+        (
+            ["--model", str(src), "--out", str(tmp_path / "o"), "--opset", "5"],
+            "--opset 5: this torch exports opsets 11 to",
+        ),
     ]
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "config.json").write_text('{"mine": 1}')
+    cases.append(
+        (["--model", str(src), "--out", str(tmp_path / "project")], "holds files that are not a datadistill export")
+    )
     (tmp_path / "file").write_text("x")
     cases.append(
         (["--model", str(src), "--out", str(tmp_path / "file")], "file: is a file; it names the export folder")
@@ -163,6 +174,7 @@ def test_bad_exports_get_one_line(models, tmp_path, capsys):
         assert main(["export", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and err.startswith("datadistill export: error: ") and message in err, err
+    assert (tmp_path / "project" / "config.json").read_text() == '{"mine": 1}' and not (tmp_path / "o").exists()
     with pytest.raises(
         ModelFolderError,
         match=r"model.onnx: missing \(an export folder holds config.json, vocab.txt, labels.json, model.onnx\)",
@@ -198,3 +210,18 @@ def test_a_missing_extra_is_named_with_its_install_line(blocked, argv, message, 
     code = f"import sys\nsys.modules[{blocked!r}] = None\nfrom datadistill.cli import main\nsys.exit(main({argv!r}))\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, input="好\n")
     assert r.returncode == 2 and r.stderr.strip() == f"datadistill {argv[0]}: error: {message}", r.stderr
+
+
+def test_two_exports_into_one_folder_never_mix_and_a_second_at_once_is_refused(models, tmp_path, capsys):
+    from datadistill.lock import exclusive
+
+    out = tmp_path / "export"
+    assert main(["export", "--model", str(models[("bow", False)]), "--out", str(out), "-q"]) == 0
+    assert main(["export", "--model", str(models[("bow", True)]), "--out", str(out), "-q"]) == 0  # replaces it
+    p = OnnxPredictor(out)
+    assert p.pair and p.inputs[:3] == ["ids_a", "len_a", "ngr_a"] and "ids_b" in p.inputs
+    assert sorted(f.name for f in tmp_path.iterdir() if f.name.startswith(".") and not f.name.endswith(".lock")) == []
+    capsys.readouterr()
+    with exclusive(out, "a test"):
+        assert main(["export", "--model", str(models[("bow", False)]), "--out", str(out), "-q"]) == 2
+    assert "another datadistill process (PID" in capsys.readouterr().err and OnnxPredictor(out).pair

@@ -41,6 +41,7 @@ QUANTIZE = ("int8",)
 OPSET = 17
 EXPORT_FILE = "export.json"
 ONNX_FILE = "model.onnx"
+MIN_OPSET = 11  # int64 Clip and the LSTM's sequence_lens need at least this
 MAX_FP32_DIFF = 1e-4  # an fp32 export whose logits differ more from torch's on the probe batch is refused
 
 
@@ -59,29 +60,64 @@ def export_folder(
         raise ConfigError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE)}")
     require("onnx", "exporting to ONNX")
     ort = require("onnxruntime", "exporting to ONNX", extra="export")
-    from .modelio import SHARED, load_folder
+    from .modelio import load_folder
 
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not str(out_dir).strip():
+        raise ConfigError("--out is empty: name the export folder to write")
+    lo, hi = MIN_OPSET, torch.onnx._constants.ONNX_MAX_OPSET
+    if not lo <= opset <= hi:
+        raise ConfigError(f"--opset {opset}: this torch exports opsets {lo} to {hi}")
+    model_dir, out_dir = Path(model_dir), Path(os.path.abspath(out_dir))  # `--out .` has a name this way
     model, featurizer, label_map, config = load_folder(model_dir)
     _check_out(model_dir, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from .lock import exclusive
+
+    with exclusive(out_dir, "ONNX export"):  # one export per folder at a time
+        # every file is written into a new folder beside OUT, which then takes OUT's place: a reader
+        # never sees a graph from one export and a config from another
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+        try:
+            info = _export_into(
+                work, model, featurizer, label_map, config, model_dir, fmt, quantize, opset, command, ort
+            )
+            old = out_dir.with_name(f".{out_dir.name}.old") if out_dir.exists() else None
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+                out_dir.rename(old)
+            work.rename(out_dir)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    pair, diff = info["pair"], info["probe_max_abs_logit_diff"]
+    size = (out_dir / ONNX_FILE).stat().st_size / 2**20
+    log.info(
+        f"export: {config['arch']}{' (pairs)' if pair else ''} -> {out_dir / ONNX_FILE} "
+        f"({size:.1f} MiB{', int8' if quantize else ''}; max |logit - torch| {diff:.1e} on a probe batch)"
+    )
+    return info
+
+
+def _export_into(work: Path, model, featurizer, label_map, config, model_dir: Path, fmt, quantize, opset, command, ort):
+    """Write the whole export folder's content into `work`; returns export.json's content."""
+    from .modelio import SHARED
 
     pair = bool(model.dims.pair)
-    tmp = out_dir / (ONNX_FILE + ".tmp")
     try:
-        diff, inputs = _write_onnx(model, featurizer, tmp, opset, quantize, ort)
-        if quantize is None and not diff <= MAX_FP32_DIFF:
-            raise ConfigError(
-                f"{model_dir}: the ONNX graph's logits differ from torch's by {diff:.2e} on a probe batch "
-                f"(more than {MAX_FP32_DIFF:g}); the export is not usable"
-            )
-        tmp.replace(out_dir / ONNX_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
-
+        diff, inputs = _write_onnx(model, featurizer, work / ONNX_FILE, opset, quantize, ort)
+    except (RuntimeError, ValueError, torch.onnx.errors.OnnxExporterError) as e:
+        raise ConfigError(
+            f"{model_dir}: ONNX export at opset {opset} failed: {' '.join(str(e).split())[:300]}"
+        ) from None
+    if quantize is None and not diff <= MAX_FP32_DIFF:
+        raise ConfigError(
+            f"{model_dir}: the ONNX graph's logits differ from torch's by {diff:.2e} on a probe batch "
+            f"(more than {MAX_FP32_DIFF:g}); the export is not usable"
+        )
     for name in SHARED + ("metrics.json",):
         if (model_dir / name).is_file():
-            shutil.copyfile(model_dir / name, out_dir / name)
+            shutil.copyfile(model_dir / name, work / name)
     info = {
         "format": fmt,
         "file": ONNX_FILE,
@@ -93,18 +129,13 @@ def export_folder(
         "inputs": inputs,
         "outputs": ["logits"],
         "probe_max_abs_logit_diff": diff,
-        "source": str(model_dir),
+        "source": str(model_dir.resolve()),
         "datadistill_version": __version__,
         "torch_version": torch.__version__,
         "onnxruntime_version": ort.__version__,
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
     }
-    (out_dir / EXPORT_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    size = (out_dir / ONNX_FILE).stat().st_size / 2**20
-    log.info(
-        f"export: {config['arch']}{' (pairs)' if pair else ''} -> {out_dir / ONNX_FILE} "
-        f"({size:.1f} MiB{', int8' if quantize else ''}; max |logit - torch| {diff:.1e} on a probe batch)"
-    )
+    (work / EXPORT_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return info
 
 
@@ -204,5 +235,10 @@ def _session(ort, path: Path):
 def _check_out(model_dir: Path, out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: is a file; it names the export folder to write")
-    if out_dir.resolve() == model_dir.resolve() or (out_dir / "model.safetensors").exists():
-        raise ConfigError(f"--out {out_dir}: is a model folder; name a new folder for the export")
+    m, o = model_dir.resolve(), out_dir.resolve()
+    if o == m or m in o.parents or (out_dir / "model.safetensors").exists():
+        raise ConfigError(f"--out {out_dir}: is, or lies in, a model folder; name a new folder for the export")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / EXPORT_FILE).is_file():
+        raise ConfigError(
+            f"--out {out_dir}: holds files that are not a datadistill export; choose a new or empty folder"
+        )

@@ -49,6 +49,12 @@ class OnnxPredictor(BasePredictor):
         except Exception as e:  # noqa: BLE001 - a damaged or foreign file
             raise ModelFolderError(f"{self.folder / ONNX_FILE}: cannot load the ONNX model ({e})") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
+        if ("ids_b" in self.inputs) != self.pair:
+            raise ModelFolderError(
+                f"{self.folder / ONNX_FILE}: its graph reads {'pairs' if 'ids_b' in self.inputs else 'single texts'} "
+                f"but {self.folder / 'config.json'} describes a {'pair' if self.pair else 'single-text'} model; "
+                f"export the folder again"
+            )
 
     @property
     def labels(self) -> list[str]:

@@ -7,6 +7,7 @@ once, without response-model validation (the OpenAPI schema documents them all t
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -176,6 +177,8 @@ def create_app(
             return _error(e.status, e.message)
         except ShuttingDown as e:
             return _error(503, str(e))
+        except asyncio.CancelledError:  # shutdown's --graceful-timeout passed first: a 503, not uvicorn's 500
+            return _error(503, "the server is shutting down (--graceful-timeout passed before this request's answer)")
         return Response(encode_answer(labels, probs), media_type=JSON)
 
     @app.get("/health", summary="200 while the server answers")

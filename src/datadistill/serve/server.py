@@ -91,7 +91,7 @@ def app_from_env():
     """The application of a worker process (uvicorn's factory with --workers > 1)."""
     settings = from_dict(ServeSettings, json.loads(os.environ[ENV]), "serve")
     setup_logging(settings.verbosity)
-    _route_uvicorn_logs()
+    _route_uvicorn_logs(settings.access_log)
     app = build_app(settings)
     _freeze()
     return app
@@ -113,7 +113,7 @@ def serve(settings: ServeSettings) -> None:
     predictor = load(settings)  # in this process too: a bad folder is one line before anything starts
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
-    _route_uvicorn_logs()
+    _route_uvicorn_logs(settings.access_log)
     common = dict(
         log_config=None,
         access_log=settings.access_log,
@@ -163,10 +163,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _route_uvicorn_logs() -> None:
-    """uvicorn's own messages (startup, shutdown, errors, the access log) through the project's handler."""
+def _route_uvicorn_logs(access: bool) -> None:
+    """uvicorn's own messages (startup, shutdown, errors, and the access log when asked) through the
+    project's handler. Called again in each worker process, after uvicorn has set its loggers up."""
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers = list(_root.handlers) if name == "uvicorn" else []
         lg.setLevel(logging.WARNING if name == "uvicorn.error" and _root.level >= logging.INFO else _root.level)
-        lg.propagate = name != "uvicorn"
+        lg.propagate = name != "uvicorn" and (access or name != "uvicorn.access")
