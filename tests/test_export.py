@@ -225,3 +225,15 @@ def test_two_exports_into_one_folder_never_mix_and_a_second_at_once_is_refused(m
     with exclusive(out, "a test"):
         assert main(["export", "--model", str(models[("bow", False)]), "--out", str(out), "-q"]) == 2
     assert "another datadistill process (PID" in capsys.readouterr().err and OnnxPredictor(out).pair
+
+
+def test_a_pair_model_refuses_a_line_that_is_not_one_pair(models, monkeypatch, capsys):
+    import io
+
+    pair = str(models[("bow", True)])
+    stdin = io.TextIOWrapper(io.BytesIO("酒店很好\t房间很好\n\n没有制表符\n".encode()), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert main(["predict", "--model", pair]) == 2
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2 and out.splitlines()[1] == ""  # the lines before it are answered
+    assert "input line 3: this model reads text pairs, one `text_a<TAB>text_b` per line; the line has 0 tabs" in err

@@ -13,7 +13,7 @@ from typing import IO, Iterable
 import numpy as np
 
 from .batching import in_length_order, softmax
-from .errors import ConfigError
+from .errors import DataError, ConfigError
 from .text.features import Featurizer
 
 BACKENDS = ("torch", "onnx")
@@ -81,8 +81,14 @@ class BasePredictor:
 
         for line in lines:
             line = line.rstrip("\r\n")
-            buf.append(line if line.strip() else None)
             n += 1
+            if self.pair and line.strip() and line.count("\t") != 1:
+                flush()  # the lines before it are answered
+                raise DataError(
+                    f"input line {n}: this model reads text pairs, one `text_a<TAB>text_b` per line; "
+                    f"the line has {line.count(chr(9))} tabs"
+                )
+            buf.append(line if line.strip() else None)
             if len(buf) >= batch_size:
                 flush()
         if buf:
