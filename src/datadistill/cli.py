@@ -136,12 +136,11 @@ def _add_student(sub) -> None:
 
 
 def _run_student_train(args) -> None:
-    import shlex
 
     from .student import load_run_config, train_student
 
     cfg = load_run_config(args.config, args.set)
-    train_student(cfg, progress=_bars(args), command="datadistill " + " ".join(shlex.quote(a) for a in args.argv))
+    train_student(cfg, progress=_bars(args), command=_command(args))
 
 
 def _add_eval(sub) -> None:
@@ -255,6 +254,13 @@ def _utf8_lines(source, name: str | None = None):
             f.close()
 
 
+def _command(args) -> str:
+    """The command line that ran, as recorded in the folders it writes."""
+    import shlex
+
+    return "datadistill " + " ".join(shlex.quote(a) for a in args.argv)
+
+
 def _add_export(sub) -> None:
     p = sub.add_parser(
         "export",
@@ -277,7 +283,6 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> None:
-    import shlex
 
     from .export import export_folder
 
@@ -287,7 +292,7 @@ def _run_export(args) -> None:
         fmt=args.format,
         quantize=args.quantize,
         opset=args.opset,
-        command="datadistill " + " ".join(shlex.quote(a) for a in args.argv),
+        command=_command(args),
     )
 
 

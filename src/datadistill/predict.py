@@ -7,6 +7,7 @@ an export folder with onnxruntime. `load_predictor` picks the backend from the f
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import IO, Iterable
 
@@ -19,7 +20,7 @@ from .text.features import Featurizer
 BACKENDS = ("torch", "onnx")
 
 
-class BasePredictor:
+class BasePredictor(abc.ABC):
     """Texts in; labels or probabilities [N, C] (rows sum to one) out. Subclasses set `featurizer`,
     `labels`, `pair` and `batch_size` and implement `_forward` (one padded batch -> logits)."""
 
@@ -29,9 +30,9 @@ class BasePredictor:
     pair: bool
     batch_size: int
 
+    @abc.abstractmethod
     def _forward(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Logits [B, C] (float32) of one batch of the featurizer's arrays."""
-        raise NotImplementedError
 
     def logits(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
         """Logits [N, C] in input order; batches are formed by length to waste little on padding."""
