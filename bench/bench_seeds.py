@@ -3,7 +3,9 @@
 ChnSentiCorp's dev and test sets hold 1,200 reviews each: one review is 0.08 points, and a student's
 accuracy moves by a few tenths from seed to seed. This trains the baseline (part.0 only) and the
 distilled student (part.0 + part.1) of a finished pipeline run once per seed and prints dev/test
-accuracy per seed with mean and standard deviation, so a distillation gain can be told from noise.
+accuracy per seed with mean and standard deviation, so a distillation gain can be told from noise;
+also test macro-F1 (what counts for more than two classes) and, for a two-class task, the test
+pair-order ratio of the positive class (what counts for a matching task), as the report counts them.
 
     python bench/bench_seeds.py examples/pipeline_quick.json                 # every student, seeds 1,2,3
     python bench/bench_seeds.py examples/pipeline_cpu_case2.json bow --seeds 1,2,3
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from datadistill.config import from_dict, to_dict
 from datadistill.pipeline import Pipeline, load_config
-from datadistill.student import DataConfig, StudentRunConfig, train_student
+from datadistill.student import DataConfig, StudentRunConfig, evaluate_folder, train_student
 from datadistill.train import TrainConfig
 
 HERE = Path(__file__).resolve().parent
@@ -59,37 +61,44 @@ def main() -> None:
                 run = StudentRunConfig(data, student, replace(train_cfg, seed=seed), str(out))
                 t0 = time.perf_counter()
                 m = train_student(run, progress=False)
+                seconds = time.perf_counter() - t0
+                t = evaluate_folder(out, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
+                ratio = t["ranking"]["pair_order"] if "ranking" in t else None
                 rows.append(
                     {
                         "student": name,
                         "kind": kind,
                         "seed": seed,
                         "dev": m["dev"]["accuracy"] * 100,
-                        "test": m["test"]["accuracy"] * 100,
-                        "seconds": time.perf_counter() - t0,
+                        "test": t["accuracy"] * 100,
+                        "test_macro_f1": t["macro_f1"] * 100,
+                        "test_pair_order": ratio if ratio is None or ratio != float("inf") else None,
+                        "seconds": seconds,
                     }
                 )
                 print(
                     f"{name} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
-                    f"test {rows[-1]['test']:.2f} ({rows[-1]['seconds']:.0f}s)",
+                    f"test {rows[-1]['test']:.2f} macro-F1 {rows[-1]['test_macro_f1']:.2f}"
+                    + (f" pair-order {ratio:.2f}" if ratio is not None else "")
+                    + f" ({seconds:.0f}s)",
                     flush=True,
                 )
     summary = {}
-    print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} {'dev mean':>8} {'sd':>5} {'test mean':>9} {'sd':>5}")
+    keys = ["dev", "test", "test_macro_f1"] + (["test_pair_order"] if rows and rows[0]["test_pair_order"] else [])
+    print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} " + " ".join(f"{k + ' mean ± sd':>24}" for k in keys))
     for name in names:
         for kind in args.kinds.split(","):
             r = [x for x in rows if x["kind"] == kind and x["student"] == name]
-            s = {k: (statistics.mean(x[k] for x in r), statistics.pstdev(x[k] for x in r)) for k in ("dev", "test")}
-            summary[f"{name}/{kind}"] = {
-                "n": len(r),
-                "dev_mean": s["dev"][0],
-                "dev_sd": s["dev"][1],
-                "test_mean": s["test"][0],
-                "test_sd": s["test"][1],
+            s = {}
+            for k in keys:
+                vals = [x[k] for x in r if x[k] is not None]  # a ratio with nothing reversed is infinite
+                s[k] = (statistics.mean(vals), statistics.pstdev(vals)) if vals else (float("nan"), float("nan"))
+            summary[f"{name}/{kind}"] = {"n": len(r)} | {
+                f"{k}_{what}": v for k in keys for what, v in zip(("mean", "sd"), s[k])
             }
             print(
-                f"{name:<8} {args.tag:<14} {kind:<9} {len(r):>2} {s['dev'][0]:8.2f} {s['dev'][1]:5.2f} "
-                f"{s['test'][0]:9.2f} {s['test'][1]:5.2f}"
+                f"{name:<8} {args.tag:<14} {kind:<9} {len(r):>2} "
+                + " ".join(f"{s[k][0]:16.2f} ± {s[k][1]:5.2f}" for k in keys)
             )
     who = args.student or "all"
     out = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"

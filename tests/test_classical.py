@@ -37,3 +37,17 @@ def test_classical_baseline_on_pairs_learns_whether_the_sides_match(words):
     assert np.mean(clf.predict_ids(ta, tb) == ty) >= 0.95
     s = clf.scores(ta, tb)
     assert s.shape == (200, 2) and np.array_equal(s.argmax(-1), clf.predict_ids(ta, tb))
+
+
+def test_calibrated_classical_gives_probabilities_in_label_order(sentiment):
+    train, test = sentiment(200, seed=1), sentiment(60, seed=3)
+    y = np.array([int(lab) for lab, _ in train])
+    clf = ClassicalBaseline(calibrated=True).fit([t for _, t in train], y)
+    p = clf.probs([t for _, t in test])
+    assert p.shape == (60, 2) and np.allclose(p.sum(1), 1.0) and (p >= 0).all()
+    assert clf.calibrated_model and clf.parameters() > 100
+    assert np.mean(p.argmax(1) == np.array([int(lab) for lab, _ in test])) >= 0.95
+    # a class with one row cannot be calibrated on held-out folds: the softmax of the decision values
+    few = ClassicalBaseline(calibrated=True).fit(["好", "好", "差"], np.array([1, 1, 0]))
+    q = few.probs(["好", "差"])
+    assert not few.calibrated_model and q.shape == (2, 2) and np.allclose(q.sum(1), 1.0)

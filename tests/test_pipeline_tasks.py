@@ -44,12 +44,13 @@ def _three_class(n: int, seed: int, words) -> list[tuple[str, str]]:
     return rows
 
 
-def _run(tmp_path, tiny_checkpoint, files: dict, students: list[str], **data) -> dict:
+def _run(tmp_path, tiny_checkpoint, files: dict, students: list[str], label: dict | None = None, **data) -> dict:
+    base = tmp_path / "base"
     cfg = {
         "work": str(tmp_path / "work"),
         "data": {k: str(v) for k, v in files.items()} | data,
         "teacher": {
-            "model": str(tiny_checkpoint(tmp_path / "base", "bert")),
+            "model": str(base if base.exists() else tiny_checkpoint(base, "bert")),  # a second run: the same model
             "epochs": 8,
             "lr": 3e-3,
             "batch_size": 16,
@@ -57,7 +58,7 @@ def _run(tmp_path, tiny_checkpoint, files: dict, students: list[str], **data) ->
             "patience": 8,
         },
         "augment": {"n_iter": 2, "seed": 1},
-        "label": {"batch_size": 32, "chunk_size": 64},
+        "label": {"batch_size": 32, "chunk_size": 64} | (label or {}),
         "students": {
             s: {"arch": s, "features": {"ngram_buckets": 5000, "max_len": 32}, "model": {"emb_dim": 16}}
             for s in students
@@ -127,3 +128,35 @@ def test_a_three_class_task_with_string_labels_reports_per_class_f1(tmp_path, ti
     assert "Test F1 per class:" in md and "| hotel |" in md and "| **macro-F1** |" in md
     part1 = read_examples(tmp_path / "work" / "student" / "train" / "part.1", label_column="label")
     assert {e.label for e in part1} <= {"book", "hotel", "tech"}
+
+
+@pytest.mark.slow
+def test_an_ensemble_teacher_labels_part1_and_has_its_row_in_the_report(tmp_path, tiny_checkpoint, words, write_tsv):
+    files = {
+        name: write_tsv(tmp_path / f"{name}.tsv", _three_class(n, seed, words), ("category", "text_a"))
+        for name, n, seed in (("train", 120, 1), ("dev", 30, 2), ("test", 30, 3))
+    }
+    work = tmp_path / "work" / "student"
+    report = _run(tmp_path, tiny_checkpoint, files, ["bow"], label={"classical_weight": 0.5}, label_column="category")
+    assert [(r["model"], r["kind"]) for r in report["rows"][:3]] == [
+        ("teacher", "teacher"),
+        ("ensemble", "teacher"),
+        ("classical", "classical"),
+    ]
+    assert report["rows"][1]["classical_weight"] == 0.5
+    record = json.loads((work / "ensemble.json").read_text())
+    assert record["weight"] == 0.5 and set(record["dev"]) == {"teacher", "classical_calibrated", "ensemble"}
+    own = read_examples(work / "teacher_scores.tsv", label_column="label")
+    part1 = read_examples(work / "train" / "part.1", label_column="label")
+    assert [e.text_a for e in own] == [e.text_a for e in part1]
+    for t, e in zip(own, part1):  # the blend: half the teacher's probabilities plus half the classical's
+        assert (
+            abs(sum(e.probs) - 1) < 1e-4
+            and e.label == ["book", "hotel", "tech"][max(range(3), key=e.probs.__getitem__)]
+        )
+        assert all(p >= 0.5 * q - 1e-5 for p, q in zip(e.probs, t.probs))
+    # the teacher alone again: its scores come from the cache, the ensemble's files and row are gone
+    report = _run(tmp_path, tiny_checkpoint, files, ["bow"], label={"classical_weight": 0}, label_column="category")
+    assert "ensemble" not in [r["model"] for r in report["rows"]]
+    assert not (work / "ensemble.json").exists() and not (work / "teacher_scores.tsv").exists()
+    assert [e.probs for e in read_examples(work / "train" / "part.1", label_column="label")] == [e.probs for e in own]

@@ -35,14 +35,20 @@ class ClassicalConfig:
 
 class ClassicalBaseline:
     """`fit(texts_a, label_ids[, texts_b])`, then `predict_ids(texts_a[, texts_b])` -> label ids [N] and
-    `scores(...)` -> decision values [N, C] (ordered like probabilities; argmax = predict_ids)."""
+    `scores(...)` -> decision values [N, C] (ordered like probabilities; argmax = predict_ids).
 
-    def __init__(self, cfg: ClassicalConfig | None = None) -> None:
+    calibrated=True: the SVM's decision values become probabilities (`probs`) by Platt scaling fitted
+    on held-out folds (scikit-learn's CalibratedClassifierCV, up to 5 stratified folds), what an
+    ensemble averaging probabilities needs (ensemble.py).
+    """
+
+    def __init__(self, cfg: ClassicalConfig | None = None, calibrated: bool = False) -> None:
         _sklearn()
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.svm import LinearSVC
 
         self.cfg = cfg = cfg or ClassicalConfig()
+        self.calibrated = calibrated
         self.vectorizer = TfidfVectorizer(
             analyzer="char",
             ngram_range=(cfg.ngram_min, cfg.ngram_max),
@@ -63,11 +69,35 @@ class ClassicalBaseline:
     def fit(self, texts_a: list[str], label_ids, texts_b: list[str] | None = None) -> "ClassicalBaseline":
         self.pair = texts_b is not None
         self.vectorizer.fit(list(texts_a) + list(texts_b or []))
-        self.svm.fit(self._features(texts_a, texts_b), np.asarray(label_ids))
+        y = np.asarray(label_ids)
+        self.num_labels = int(y.max()) + 1
+        folds = int(np.bincount(y)[np.unique(y)].min()) if len(y) else 0
+        if self.calibrated and folds >= 2 and len(np.unique(y)) >= 2:
+            from sklearn.calibration import CalibratedClassifierCV
+
+            # folds: up to 5, each holding one row of the rarest class at least (stratified, unshuffled)
+            self.svm = CalibratedClassifierCV(self.svm, cv=min(5, folds), method="sigmoid")
+        self.svm.fit(self._features(texts_a, texts_b), y)
         return self
 
+    def probs(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
+        """Probabilities [N, C] in label-id order (a label the training data lacks gets 0). Calibrated
+        when the model was made with calibrated=True and every class had two rows or more; otherwise
+        the softmax of the decision values."""
+        x = self._features(texts_a, texts_b)
+        full = np.zeros((len(texts_a), self.num_labels))
+        if hasattr(self.svm, "predict_proba"):
+            full[:, self.svm.classes_] = self.svm.predict_proba(x)
+            return full
+        from .batching import softmax
+
+        return softmax(self.scores(texts_a, texts_b))
+
     def scores(self, texts_a: list[str], texts_b: list[str] | None = None) -> np.ndarray:
-        """Decision values [N, C] in label-id order (two classes: [-d, d])."""
+        """Decision values [N, C] in label-id order (two classes: [-d, d]); a calibrated model's
+        probabilities."""
+        if hasattr(self.svm, "predict_proba"):
+            return self.probs(texts_a, texts_b)
         d = self.svm.decision_function(self._features(texts_a, texts_b))
         full = np.zeros((len(texts_a), int(self.svm.classes_.max()) + 1))
         if d.ndim == 1:
@@ -80,7 +110,12 @@ class ClassicalBaseline:
         return self.scores(texts_a, texts_b).argmax(-1)
 
     def parameters(self) -> int:
-        return int(self.svm.coef_.size + self.svm.intercept_.size)
+        svms = [c.estimator for c in self.svm.calibrated_classifiers_] if self.calibrated_model else [self.svm]
+        return sum(int(m.coef_.size + m.intercept_.size) for m in svms)
+
+    @property
+    def calibrated_model(self) -> bool:
+        return hasattr(self.svm, "calibrated_classifiers_")
 
     def size_mb(self) -> float:
         """The fitted model as pickled: the vocabulary of n-grams and the weights."""

@@ -6,6 +6,8 @@ that the pipeline, the report and the bench scripts share, so no one works the p
     WORK/student/label_input.tsv  the texts the teacher labels (augmented + the user's unlabelled)
     WORK/student/train/part.0     the original labelled data
     WORK/student/train/part.1     teacher-labelled texts
+    WORK/student/teacher_scores.tsv  the teacher's own scores, when part.1 holds an ensemble's
+    WORK/student/ensemble.json    the ensemble's weight and dev scores (label.classical_weight)
     WORK/student/train/shards/    part.0 + part.1 in N equal files
     WORK/student/<name>/          each model folder (<name>_base: trained on part.0 alone)
     WORK/report/                  report.md, report.json, accuracy_vs_speed.png
@@ -43,6 +45,14 @@ class Layout:
     @property
     def part1(self) -> Path:
         return self.work / "student" / "train" / "part.1"
+
+    @property
+    def teacher_scores(self) -> Path:
+        return self.work / "student" / "teacher_scores.tsv"
+
+    @property
+    def ensemble(self) -> Path:
+        return self.work / "student" / "ensemble.json"
 
     @property
     def shards(self) -> Path:

@@ -328,44 +328,95 @@ def _write_label_input(p: Pipeline) -> Path:
     return p.layout.label_input
 
 
-def _check_teacher_is_worth_it(p: Pipeline, teacher) -> None:
-    """Say plainly, before labelling, when the fine-tuned teacher is no better on dev than a classical
-    model trained in seconds on the same labels (accuracy; and macro-F1 for more than two classes,
-    where a weak teacher hurts the minority classes first): distilling it would likely make the
-    students worse."""
+def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
+    """Before labelling: the teacher, a classical model trained in seconds on the same labels and, with
+    `label.classical_weight`, their ensemble (ensemble.py), measured on dev. Says plainly when what
+    would label part.1 is no better than the classical model (accuracy; macro-F1 too for more than two
+    classes, where a weak teacher hurts the minority classes first): students distilled from it would
+    likely be worse than that simple model. Returns (the ensemble's weight, 0 for the teacher alone;
+    the fitted classical member, or None)."""
     from .classical import ClassicalBaseline
-    from .evaluate import classification_metrics
+    from .ensemble import choose_weight, dev_score, fit_member
 
+    lc = p.cfg.label
     metrics = p.layout.teacher / "finetune_metrics.json"
-    if not p.trains_teacher() or not metrics.is_file():
-        return
+    check = p.trains_teacher() and metrics.is_file()
+    if not check and lc.classical_weight == 0:
+        return 0.0, None
     try:
         clf = ClassicalBaseline()
     except ConfigError:  # scikit-learn missing: the report says how to install it
-        return
+        if lc.classical_weight != 0:
+            raise
+        return 0.0, None
     d = p.cfg.data
     train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
     pair = train[0].text_b is not None
     side_b = lambda rows: [e.text_b or "" for e in rows] if pair else None  # noqa: E731
+    a_dev, b_dev = [e.text_a for e in dev], side_b(dev)
     clf.fit([e.text_a for e in train], [lm.id(e.label) for e in train], side_b(train))
     gold = np.array([lm.id(e.label) for e in dev])
-    classical = classification_metrics(gold, clf.predict_ids([e.text_a for e in dev], side_b(dev)), lm.labels)
-    scores = [("accuracy", json.loads(metrics.read_text())["dev_accuracy"], classical["accuracy"])]
+    _, classical = dev_score(gold, clf.scores(a_dev, b_dev), lm.labels)
+    who, weight, member = "the teacher", 0.0, None
+    if lc.classical_weight == 0 and len(lm) == 2:  # the teacher's dev accuracy is known: no scoring needed
+        mine = {"accuracy": json.loads(metrics.read_text())["dev_accuracy"], "macro_f1": None}
+    else:
+        probs_T = teacher.score(a_dev, b_dev).probs
+        if probs_T is None:
+            raise ConfigError(
+                "label.classical_weight: this teacher gives no probabilities to average with the classical "
+                "model's; set label.classical_weight to 0"
+            )
+        _, mine = dev_score(gold, probs_T, lm.labels)
+        if lc.classical_weight != 0:
+            member = fit_member(train, lm)
+            probs_C = member.probs(a_dev, b_dev)
+            if lc.classical_weight == "auto":
+                weight, table = choose_weight(probs_T, probs_C, gold, lm.labels)
+                log.info(
+                    "[label] ensemble weights on dev (accuracy): "
+                    + ", ".join(f"{r['weight']:g}: {r['accuracy'] * 100:.2f}" for r in table)
+                )
+            else:
+                weight, table = float(lc.classical_weight), []
+            from .ensemble import blend
+
+            _, ens = dev_score(gold, blend(probs_T, probs_C, weight), lm.labels)
+            _, alone = dev_score(gold, probs_C, lm.labels)
+            record = {
+                "weight": weight,
+                "setting": lc.classical_weight,
+                "dev": {"teacher": mine, "classical_calibrated": alone, "ensemble": ens},
+                "grid": table,
+            }
+            p.layout.ensemble.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(p.layout.ensemble) as f:
+                f.write(json.dumps(record, indent=1))
+            if weight:
+                log.info(
+                    f"[label] ensemble teacher: (1 - {weight:g}) x teacher + {weight:g} x classical; dev accuracy "
+                    f"{ens['accuracy'] * 100:.2f} (teacher {mine['accuracy'] * 100:.2f}, classical "
+                    f"{alone['accuracy'] * 100:.2f})"
+                )
+                who, mine = "the ensemble teacher", ens
+            else:
+                log.info("[label] ensemble: the classical model adds nothing on dev; the teacher labels alone")
+                member = None
+    scores = [("accuracy", mine["accuracy"], classical["accuracy"])]
     if len(lm) > 2:
-        ids = {lab: i for i, lab in enumerate(lm.labels)}
-        answers = teacher.score([e.text_a for e in dev], side_b(dev)).labels
-        t = classification_metrics(gold, np.array([ids.get(x, 0) for x in answers]), lm.labels)
-        scores.append(("macro-F1", t["macro_f1"], classical["macro_f1"]))
+        scores.append(("macro-F1", mine["macro_f1"], classical["macro_f1"]))
     said = ", ".join(f"{what} {tv * 100:.2f} (classical {cv * 100:.2f})" for what, tv, cv in scores)
     if any(tv <= cv for _, tv, cv in scores):
+        hint = "" if weight else ', or average it with the classical model (label.classical_weight: "auto")'
         log.warning(
-            f"[label] the teacher on dev: {said}: it is not above a classical TF-IDF + linear SVM trained on the "
+            f"[label] {who} on dev: {said}: it is not above a classical TF-IDF + linear SVM trained on the "
             f"same labels, so students distilled from it will likely be worse than that simple model. Train the "
             f"teacher longer or on longer texts (teacher.epochs, teacher.max_len), or use a stronger checkpoint "
-            f"(teacher.model)"
+            f"(teacher.model){hint}"
         )
     else:
-        log.info(f"[label] the teacher on dev: {said}")
+        log.info(f"[label] {who} on dev: {said}")
+    return weight, member
 
 
 def _run_label(p: Pipeline) -> None:
@@ -376,18 +427,19 @@ def _run_label(p: Pipeline) -> None:
         lay.part0.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(resolve_data(p.cfg.data.train), lay.part0)  # same bytes: baselines stay up to date
         _write_label_input(p)
+        lay.ensemble.unlink(missing_ok=True)  # written again below when there is an ensemble
     w.barrier()
     src = lay.label_input
     teacher = p.load_teacher(lc.batch_size, lc.precision, device=w.device())
-    if w.main:
-        _check_teacher_is_worth_it(p, teacher)
+    weight, member = _teacher_on_dev(p, teacher) if w.main else (0.0, None)
+    weight = w.broadcast(weight)
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
     cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
     stats = label_file(
         teacher,
         src,
-        lay.part1,
+        lay.teacher_scores if weight else lay.part1,
         batch_size=lc.batch_size,
         chunk_size=lc.chunk_size,
         progress=p.progress and w.main,
@@ -395,9 +447,18 @@ def _run_label(p: Pipeline) -> None:
         world=w,
     )
     log.info(f"[label] {stats.summary()}")
-    if len(stats.label_counts) == 1 and len(p.data_labels()) > 1:
+    counts = stats.label_counts
+    if weight and w.main:
+        from .ensemble import blend_file
+
+        counts = blend_file(lay.teacher_scores, lay.part1, member, weight, p.data_labels())
+        log.info(f"[label] part.1 from the ensemble (classical weight {weight:g}): labels {counts}")
+    elif w.main:
+        lay.teacher_scores.unlink(missing_ok=True)  # an earlier ensemble run's: part.1 is the teacher's now
+    w.barrier()
+    if len(counts or {}) == 1 and len(p.data_labels()) > 1:
         log.warning(
-            f"[label] the teacher gave every text the same label ({next(iter(stats.label_counts))}): "
+            f"[label] the teacher gave every text the same label ({next(iter(counts))}): "
             f"students distilled from it learn one class; check the teacher (its dev accuracy above)"
         )
 
@@ -512,7 +573,12 @@ STEPS: list[Step] = [
             "part.0": p.layout.part0,  # the classical baseline trains on it
             **{f"{n}/metrics.json": p.layout.student(n) / "metrics.json" for n in p.model_names()},
         },
-        settings=lambda p: [p.teacher_settings(), p.cfg.label.precision, p.cfg.data.label_column],
+        settings=lambda p: [
+            p.teacher_settings(),
+            p.cfg.label.precision,
+            p.cfg.label.classical_weight,
+            p.cfg.data.label_column,
+        ],
         outputs=lambda p: [p.layout.report / "report.json", p.layout.report / "report.md"],
         run=_run_report,
         every_rank=False,

@@ -109,6 +109,55 @@ def _classical_row(layout: Layout, data, label_map: LabelMap, test: TestSet, pos
     )
 
 
+def _memo_on(texts_a: list, probs_fn):
+    """`probs_fn` that answers a call on `texts_a` itself (the whole test set) once: the teacher's test
+    scores serve its row and the ensemble's."""
+    memo: dict = {}
+
+    def probs(a, b=None):
+        if a is not texts_a:
+            return probs_fn(a, b)
+        if "p" not in memo:
+            memo["p"] = probs_fn(a, b)
+        return memo["p"]
+
+    return probs
+
+
+def _ensemble_row(
+    layout: Layout, data, label_map: LabelMap, test: TestSet, positive, teacher_probs, teacher_row, teacher_rows
+) -> dict | None:
+    """The ensemble teacher that labelled part.1 (label.classical_weight > 0), measured like the teacher:
+    its scores are the teacher's and a calibrated classical model's (fitted on part.0 here), averaged."""
+    from .ensemble import blend, fit_member, read_record
+
+    record = read_record(layout.ensemble)
+    if not record or not record["weight"]:
+        return None
+    w = record["weight"]
+    part0 = list(ExampleReader(layout.part0, label_column=data.label_column, label_map=label_map))
+    log.info(f"[report] measuring the ensemble teacher (classical weight {w:g})")
+    member = fit_member(part0, label_map)
+
+    def probs(a, b=None):
+        return blend(teacher_probs(a, b), member.probs(a, b), w)
+
+    row = _row(
+        "ensemble",
+        "teacher",
+        probs,
+        test,
+        label_map.labels,
+        positive,
+        (teacher_row["parameters"] or 0) + member.parameters(),
+        teacher_row["size_mb"] + member.size_mb(),
+        20,
+        test.items[:teacher_rows],
+    )
+    row["classical_weight"] = w
+    return row
+
+
 def _teacher_probs(teacher, labels: list[str]):
     """The teacher's probabilities [N, C]; one-hot of its labels when it gives none (an external program)."""
     ids = {lab: i for i, lab in enumerate(labels)}
@@ -137,16 +186,17 @@ def _compared(row: dict, multiclass: bool) -> list[tuple[str, str, float]]:
     return out
 
 
-def _warnings(rows: list[dict], multiclass: bool) -> list[str]:
-    teacher = rows[0]
-    t_scores = _compared(teacher, multiclass)
+def _warnings(rows: list[dict], multiclass: bool, source: dict) -> list[str]:
+    """What a user should know: the model part.1 came from (`source`: the teacher or the ensemble) not
+    above a classical or baseline row; a distilled student below its baseline."""
+    t_scores = _compared(source, multiclass)
     out = []
     for r in rows[1:]:
         if r["kind"] in ("classical", "baseline"):
             for (_, what, tv), (_, _, rv) in zip(t_scores, _compared(r, multiclass)):
                 if rv >= tv:
                     out.append(
-                        f"the teacher ({what} {tv:.2f}) is not above {r['model']} ({rv:.2f}) on test: "
+                        f"the {source['model']} ({what} {tv:.2f}) is not above {r['model']} ({rv:.2f}) on test: "
                         f"distilling it cannot be expected to help"
                     )
         base = next((b for b in rows if b["model"] == f"{r['model']}_base"), None)
@@ -182,11 +232,12 @@ def write_report(
         f"[report] measuring the teacher ({f'{t_params:,}' if t_params else 'unknown'} parameters, {precision}) "
         f"on {len(test)} test texts"
     )
+    teacher_probs = _memo_on(test.texts_a, _teacher_probs(teacher, labels))
     rows = [
         _row(
             "teacher",
             "teacher",
-            _teacher_probs(teacher, labels),
+            teacher_probs,
             test,
             labels,
             positive,
@@ -196,6 +247,8 @@ def write_report(
             test.items[:teacher_rows],
         )
     ]
+    ensemble = _ensemble_row(layout, data, label_map, test, positive, teacher_probs, rows[0], teacher_rows)
+    rows += [ensemble] if ensemble else []
     rows.append(_classical_row(layout, data, label_map, test, positive))
     for name in model_names:
         folder = layout.student(name)
@@ -217,7 +270,7 @@ def write_report(
             )
         )
     rows[0]["precision"] = precision
-    warnings = _warnings(rows, multiclass)
+    warnings = _warnings(rows, multiclass, source=ensemble or rows[0])
     for w in warnings:
         log.warning(f"[report] {w}")
     t_rate = rows[0]["texts_per_s"]
@@ -272,7 +325,7 @@ def _main_table(rows: list[dict]) -> str:
             k = r["ranking"]
             cells += [f"{k['f1_positive'] * 100:.2f}", f"{k['auc'] * 100:.2f}", ratio_text(k)]
         cells += [params, size, f"{r['texts_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
-        cells.append(f"{r['speedup']:,.0f}x")
+        cells.append(f"{r['speedup']:,.0f}x" if r["speedup"] >= 1 else f"{r['speedup']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

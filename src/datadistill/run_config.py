@@ -50,12 +50,20 @@ class LabelConfig:
     chunk_size: int = 1024
     cache: bool = True  # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
     precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2x faster), else fp32
+    # the ensemble teacher (ensemble.py): part.1 gets (1 - w) * teacher + w * classical probabilities;
+    # 0: the teacher alone; "auto": the w in 0.0..0.9 best on dev
+    classical_weight: float | str = 0.0
 
     RANGES = {"batch_size": (1, None), "chunk_size": (1, None)}
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"label.precision must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+        w = self.classical_weight
+        if isinstance(w, str) and w != "auto" or isinstance(w, float) and not 0 <= w < 1:
+            raise ConfigError(
+                f'label.classical_weight must be a number in [0, 1) or "auto" (the weight best on dev), got {w!r}'
+            )
         check_ranges(self)
 
 

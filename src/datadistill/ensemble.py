@@ -1,0 +1,124 @@
+"""An ensemble teacher: the fine-tuned teacher's probabilities averaged with a classical model's.
+
+    p = (1 - w) * p_teacher + w * p_classical
+
+The classical member is the report's TF-IDF + linear SVM, fitted on the same gold labels (part.0),
+its decision values made probabilities by Platt scaling on held-out folds (classical.py). The two
+make different mistakes (a transformer reading up to max_len tokens, a linear model over every
+character n-gram of the whole text), so their average is usually better than either: the usual way
+to get a teacher better than its parts without training a second big model.
+
+`label.classical_weight` sets w: a number in [0, 1), or "auto" to take, from WEIGHTS, the one with
+the best dev accuracy (plus macro-F1 for more than two classes); ties go to the smaller weight,
+so a classical model that adds nothing leaves the teacher alone. The pipeline's label step writes the
+teacher's own scores first (its score cache keeps them, so a new weight costs no transformer time)
+and then part.1 from the blend (`blend_file`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .data.io import ExampleReader, ExampleWriter, atomic_write
+from .data.labels import LabelMap
+from .evaluate import classification_metrics
+from .log import logger
+from .text.vocab import UNK
+
+log = logger.getChild("ensemble")
+
+WEIGHTS = tuple(round(0.1 * k, 1) for k in range(10))  # 0.0 .. 0.9: the classical model never alone
+
+
+def blend(probs_T: np.ndarray, probs_C: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - weight) * probs_T + weight * probs_C, both [N, C] in the same label order."""
+    return (1.0 - weight) * np.asarray(probs_T, dtype=np.float64) + weight * np.asarray(probs_C, dtype=np.float64)
+
+
+def dev_score(gold: np.ndarray, probs: np.ndarray, labels: list[str]) -> tuple[float, dict]:
+    """What a weight is chosen by: accuracy, plus macro-F1 for more than two classes (where a teacher
+    weak on the minority classes hurts them first). Returns (score, metrics)."""
+    m = classification_metrics(gold, probs.argmax(-1), labels)
+    return m["accuracy"] + (m["macro_f1"] if len(labels) > 2 else 0.0), m
+
+
+def choose_weight(
+    probs_T: np.ndarray, probs_C: np.ndarray, gold: np.ndarray, labels: list[str], weights=WEIGHTS
+) -> tuple[float, list[dict]]:
+    """The weight of `weights` whose blend scores best on dev (`dev_score`), the smaller one on ties;
+    and every weight's dev accuracy and macro-F1 (for the log and the record)."""
+    best_w, best, table = 0.0, -1.0, []
+    for w in weights:
+        score, m = dev_score(gold, blend(probs_T, probs_C, w), labels)
+        table.append({"weight": w, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
+        if score > best + 1e-12:
+            best_w, best = w, score
+    return best_w, table
+
+
+def blend_file(src: str | Path, dst: str | Path, member, weight: float, labels: list[str], chunk: int = 4096) -> dict:
+    """Rewrite a labelled file (label, texts, probs, logits: label.py's output) with the blend: each row's
+    label becomes the blend's top label, probs the blend, logits its log (so a temperature still
+    applies). `member.probs(texts_a, texts_b)` gives the classical probabilities. Rows without the
+    teacher's probabilities are refused. Returns the label counts."""
+    label_map = LabelMap(labels)
+    reader = ExampleReader(src, require_label=False)
+    counts: dict[str, int] = {}
+    with open(src, encoding="utf-8") as f:
+        header = f.readline().rstrip("\r\n").split("\t")
+    with atomic_write(dst) as out:
+        writer = ExampleWriter(out, header)
+        buf = []
+        for ex in reader:
+            buf.append(ex)
+            if len(buf) == chunk:
+                _write_blended(writer, buf, member, weight, label_map, counts, src)
+                buf = []
+        if buf:
+            _write_blended(writer, buf, member, weight, label_map, counts, src)
+    return counts
+
+
+def _write_blended(writer, rows, member, weight, label_map: LabelMap, counts: dict, src) -> None:
+    if any(ex.probs is None for ex in rows):
+        from .errors import DataError
+
+        raise DataError(f"{src}: a row has no probabilities: an ensemble needs the teacher's scores")
+    probs_T = np.asarray([ex.probs for ex in rows])  # [B, C] in label-map order (label.py writes them so)
+    pair = rows[0].text_b is not None
+    # augmentation's [UNK] is no text to a classical model: a space (no n-gram of the review spans it)
+    a = [ex.text_a.replace(UNK, " ") for ex in rows]
+    b = [(ex.text_b or "").replace(UNK, " ") for ex in rows] if pair else None
+    p = blend(probs_T, member.probs(a, b), weight)
+    logits = np.log(np.clip(p, 1e-12, None))
+    out = []
+    for ex, row_p, row_z in zip(rows, p, logits):
+        lab = label_map.labels[int(row_p.argmax())]
+        counts[lab] = counts.get(lab, 0) + 1
+        out.append({**_texts(ex), "label": lab, "probs": row_p.tolist(), "logits": row_z.tolist()})
+    writer.write_many(out)
+
+
+def _texts(ex) -> dict:
+    return {"text_a": ex.text_a, "text_b": ex.text_b, "tokens_a": ex.tokens_a, "tokens_b": ex.tokens_b}
+
+
+def fit_member(train, label_map: LabelMap):
+    """The classical member, calibrated, fitted on the gold rows `train` (Examples)."""
+    from .classical import ClassicalBaseline
+
+    pair = train[0].text_b is not None
+    return ClassicalBaseline(calibrated=True).fit(
+        [e.text_a for e in train],
+        np.array([label_map.id(e.label) for e in train]),
+        [e.text_b or "" for e in train] if pair else None,
+    )
+
+
+def read_record(path: str | Path) -> dict | None:
+    """The label step's ensemble record (weight and dev scores), or None when there is none."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
