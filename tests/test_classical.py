@@ -39,7 +39,7 @@ def test_classical_baseline_on_pairs_learns_whether_the_sides_match(words):
     assert s.shape == (200, 2) and np.array_equal(s.argmax(-1), clf.predict_ids(ta, tb))
 
 
-def test_calibrated_classical_gives_probabilities_in_label_order(sentiment):
+def test_calibrated_classical_gives_probabilities_in_label_order(sentiment, caplog):
     train, test = sentiment(200, seed=1), sentiment(60, seed=3)
     y = np.array([int(lab) for lab, _ in train])
     clf = ClassicalBaseline(calibrated=True).fit([t for _, t in train], y)
@@ -48,6 +48,8 @@ def test_calibrated_classical_gives_probabilities_in_label_order(sentiment):
     assert clf.calibrated_model and clf.parameters() > 100
     assert np.mean(p.argmax(1) == np.array([int(lab) for lab, _ in test])) >= 0.95
     # a class with one row cannot be calibrated on held-out folds: the softmax of the decision values
-    few = ClassicalBaseline(calibrated=True).fit(["好", "好", "差"], np.array([1, 1, 0]))
+    with caplog.at_level("WARNING", logger="datadistill"):
+        few = ClassicalBaseline(calibrated=True).fit(["好", "好", "差"], np.array([1, 1, 0]))
+    assert "a class has a single training row, so no held-out folds can calibrate the SVM" in caplog.text
     q = few.probs(["好", "差"])
     assert not few.calibrated_model and q.shape == (2, 2) and np.allclose(q.sum(1), 1.0)

@@ -74,3 +74,18 @@ def test_label_classical_weight_is_checked(bad):
     with pytest.raises(ConfigError, match=r"label.classical_weight must be a number in \[0, 1\) or \"auto\""):
         from_dict(LabelConfig, {"classical_weight": bad}, "label")
     assert from_dict(LabelConfig, {"classical_weight": "auto"}).classical_weight == "auto"
+
+
+def test_scores_that_are_not_probabilities_are_refused_with_the_row(tmp_path):
+    from datadistill.ensemble import check_probs
+    from datadistill.errors import DataError
+
+    check_probs(np.array([[0.25, 0.75], [1.0, 0.0]]), "dev")
+    with pytest.raises(
+        DataError, match=r"^dev: row 2 has scores \[70, 30\], not probabilities \(non-negative, summing"
+    ):
+        check_probs(np.array([[0.25, 0.75], [70.0, 30.0]]), "dev")
+    src = tmp_path / "scores.tsv"
+    src.write_text("label\ttext_a\tprobs\tlogits\n0\t好\t0.5 0.5\t\n1\t差\t1.5 -0.5\t\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"scores.tsv: row 2 has scores \[1.5, -0.5\], not probabilities"):
+        blend_file(src, tmp_path / "out", _Member(), 0.5, ["0", "1"])

@@ -77,6 +77,13 @@ class ClassicalBaseline:
 
             # folds: up to 5, each holding one row of the rarest class at least (stratified, unshuffled)
             self.svm = CalibratedClassifierCV(self.svm, cv=min(5, folds), method="sigmoid")
+        elif self.calibrated:
+            from .log import logger
+
+            logger.getChild("classical").warning(
+                "classical: a class has a single training row, so no held-out folds can calibrate the SVM; "
+                "its probabilities are the softmax of its decision values (flatter than calibrated ones)"
+            )
         self.svm.fit(self._features(texts_a, texts_b), y)
         return self
 

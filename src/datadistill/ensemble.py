@@ -38,6 +38,22 @@ def blend(probs_T: np.ndarray, probs_C: np.ndarray, weight: float) -> np.ndarray
     return (1.0 - weight) * np.asarray(probs_T, dtype=np.float64) + weight * np.asarray(probs_C, dtype=np.float64)
 
 
+def check_probs(probs: np.ndarray, where: str) -> None:
+    """Refuse scores that are not probabilities (rows of non-negative numbers summing to one): an
+    external teacher may answer percentages or raw scores, and their average with the classical
+    model's probabilities would mean nothing."""
+    p = np.asarray(probs, dtype=np.float64)
+    bad = np.flatnonzero((np.abs(p.sum(-1) - 1.0) > 1e-3) | (p < 0).any(-1))
+    if len(bad):
+        from .errors import DataError
+
+        row = ", ".join(f"{x:g}" for x in p[bad[0]])
+        raise DataError(
+            f"{where}: row {bad[0] + 1} has scores [{row}], not probabilities (non-negative, summing to 1): "
+            f"an ensemble averages probabilities (make the teacher answer them, or set label.classical_weight to 0)"
+        )
+
+
 def dev_score(gold: np.ndarray, probs: np.ndarray, labels: list[str]) -> tuple[float, dict]:
     """What a weight is chosen by: accuracy, plus macro-F1 for more than two classes (where a teacher
     weak on the minority classes hurts them first). Returns (score, metrics)."""
@@ -88,6 +104,7 @@ def _write_blended(writer, rows, member, weight, label_map: LabelMap, counts: di
 
         raise DataError(f"{src}: a row has no probabilities: an ensemble needs the teacher's scores")
     probs_T = np.asarray([ex.probs for ex in rows])  # [B, C] in label-map order (label.py writes them so)
+    check_probs(probs_T, f"{src}")
     pair = rows[0].text_b is not None
     # augmentation's [UNK] is no text to a classical model: a space (no n-gram of the review spans it)
     a = [ex.text_a.replace(UNK, " ") for ex in rows]

@@ -29,6 +29,7 @@ from .augment import augment_file
 from .config import ConfigError, from_dict, to_dict
 from .data.cache import content_digest, digest, score_cache_name
 from .data.io import ExampleReader, ExampleWriter, atomic_write, read_splits
+from .ensemble import check_probs
 from .datasets import resolve as resolve_data
 from .errors import DataError, StaleInputError
 from .layout import Layout
@@ -334,7 +335,7 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
     would label part.1 is no better than the classical model (accuracy; macro-F1 too for more than two
     classes, where a weak teacher hurts the minority classes first): students distilled from it would
     likely be worse than that simple model. Returns (the ensemble's weight, 0 for the teacher alone;
-    the fitted classical member, or None)."""
+    the fitted classical member, or None; the ensemble's record for WORK/student/ensemble.json, or None)."""
     from .classical import ClassicalBaseline
     from .ensemble import choose_weight, dev_score, fit_member
 
@@ -342,13 +343,13 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
     metrics = p.layout.teacher / "finetune_metrics.json"
     check = p.trains_teacher() and metrics.is_file()
     if not check and lc.classical_weight == 0:
-        return 0.0, None
+        return 0.0, None, None
     try:
         clf = ClassicalBaseline()
     except ConfigError:  # scikit-learn missing: the report says how to install it
         if lc.classical_weight != 0:
             raise
-        return 0.0, None
+        return 0.0, None, None
     d = p.cfg.data
     train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
     pair = train[0].text_b is not None
@@ -357,16 +358,17 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
     clf.fit([e.text_a for e in train], [lm.id(e.label) for e in train], side_b(train))
     gold = np.array([lm.id(e.label) for e in dev])
     _, classical = dev_score(gold, clf.scores(a_dev, b_dev), lm.labels)
-    who, weight, member = "the teacher", 0.0, None
+    who, weight, member, record = "the teacher", 0.0, None, None
     if lc.classical_weight == 0 and len(lm) == 2:  # the teacher's dev accuracy is known: no scoring needed
         mine = {"accuracy": json.loads(metrics.read_text())["dev_accuracy"], "macro_f1": None}
     else:
-        probs_T = teacher.score(a_dev, b_dev).probs
+        probs_T = _dev_probs(teacher, a_dev, b_dev, lc.batch_size)
         if probs_T is None:
             raise ConfigError(
                 "label.classical_weight: this teacher gives no probabilities to average with the classical "
                 "model's; set label.classical_weight to 0"
             )
+        check_probs(probs_T, f"the teacher's probabilities on {d.dev}")
         _, mine = dev_score(gold, probs_T, lm.labels)
         if lc.classical_weight != 0:
             member = fit_member(train, lm)
@@ -389,34 +391,48 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
                 "dev": {"teacher": mine, "classical_calibrated": alone, "ensemble": ens},
                 "grid": table,
             }
-            p.layout.ensemble.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(p.layout.ensemble) as f:
-                f.write(json.dumps(record, indent=1))
             if weight:
                 log.info(
                     f"[label] ensemble teacher: (1 - {weight:g}) x teacher + {weight:g} x classical; dev accuracy "
-                    f"{ens['accuracy'] * 100:.2f} (teacher {mine['accuracy'] * 100:.2f}, classical "
+                    f"{ens['accuracy'] * 100:.2f} (teacher {mine['accuracy'] * 100:.2f}, calibrated classical "
                     f"{alone['accuracy'] * 100:.2f})"
                 )
                 who, mine = "the ensemble teacher", ens
             else:
                 log.info("[label] ensemble: the classical model adds nothing on dev; the teacher labels alone")
-                member = None
+                member, record = None, None
     scores = [("accuracy", mine["accuracy"], classical["accuracy"])]
     if len(lm) > 2:
         scores.append(("macro-F1", mine["macro_f1"], classical["macro_f1"]))
     said = ", ".join(f"{what} {tv * 100:.2f} (classical {cv * 100:.2f})" for what, tv, cv in scores)
     if any(tv <= cv for _, tv, cv in scores):
-        hint = "" if weight else ', or average it with the classical model (label.classical_weight: "auto")'
+        fix = (
+            "Train the teacher longer or on longer texts (teacher.epochs, teacher.max_len), or use a stronger "
+            "checkpoint (teacher.model)"
+            if p.trains_teacher()
+            else "Use a stronger teacher"
+        )
+        if lc.classical_weight == 0:
+            fix += ', or average it with the classical model (label.classical_weight: "auto")'
         log.warning(
             f"[label] {who} on dev: {said}: it is not above a classical TF-IDF + linear SVM trained on the "
-            f"same labels, so students distilled from it will likely be worse than that simple model. Train the "
-            f"teacher longer or on longer texts (teacher.epochs, teacher.max_len), or use a stronger checkpoint "
-            f"(teacher.model){hint}"
+            f"same labels, so students distilled from it will likely be worse than that simple model. {fix}"
         )
     else:
         log.info(f"[label] {who} on dev: {said}")
-    return weight, member
+    return weight, member, record
+
+
+def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int):
+    """The teacher's probabilities [N, C] on dev, asked in batches of the label step's size (in input
+    order); None when the teacher gives labels only."""
+    out = []
+    for i in range(0, len(texts_a), batch_size):
+        probs = teacher.score(texts_a[i : i + batch_size], texts_b[i : i + batch_size] if texts_b else None).probs
+        if probs is None:
+            return None
+        out.append(np.asarray(probs, dtype=np.float64))
+    return np.concatenate(out)
 
 
 def _run_label(p: Pipeline) -> None:
@@ -427,12 +443,18 @@ def _run_label(p: Pipeline) -> None:
         lay.part0.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(resolve_data(p.cfg.data.train), lay.part0)  # same bytes: baselines stay up to date
         _write_label_input(p)
-        lay.ensemble.unlink(missing_ok=True)  # written again below when there is an ensemble
     w.barrier()
     src = lay.label_input
     teacher = p.load_teacher(lc.batch_size, lc.precision, device=w.device())
-    weight, member = _teacher_on_dev(p, teacher) if w.main else (0.0, None)
-    weight = w.broadcast(weight)
+    weight, member, record, refused = 0.0, None, None, None
+    if w.main:
+        try:
+            weight, member, record = _teacher_on_dev(p, teacher)
+        except (ConfigError, DataError) as e:
+            refused = str(e)
+    weight, refused = w.broadcast((weight, refused))
+    if refused:  # every rank stops with rank 0's one line
+        raise ConfigError(refused)
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
     cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
@@ -453,12 +475,18 @@ def _run_label(p: Pipeline) -> None:
 
         counts = blend_file(lay.teacher_scores, lay.part1, member, weight, p.data_labels())
         log.info(f"[label] part.1 from the ensemble (classical weight {weight:g}): labels {counts}")
-    elif w.main:
-        lay.teacher_scores.unlink(missing_ok=True)  # an earlier ensemble run's: part.1 is the teacher's now
+    if w.main:  # the record says what made part.1, so it changes only once part.1 has
+        if weight:
+            with atomic_write(lay.ensemble) as f:
+                f.write(json.dumps(record, indent=1))
+        else:
+            lay.ensemble.unlink(missing_ok=True)
+            lay.teacher_scores.unlink(missing_ok=True)  # an earlier ensemble run's: part.1 is the teacher's now
     w.barrier()
     if len(counts or {}) == 1 and len(p.data_labels()) > 1:
+        who = "the ensemble teacher" if weight else "the teacher"
         log.warning(
-            f"[label] the teacher gave every text the same label ({next(iter(counts))}): "
+            f"[label] {who} gave every text the same label ({next(iter(counts))}): "
             f"students distilled from it learn one class; check the teacher (its dev accuracy above)"
         )
 
@@ -545,6 +573,7 @@ STEPS: list[Step] = [
             **({"augmented": p.layout.aug} if p.cfg.augment else {}),
             **{f"data.unlabelled[{i}]": Path(u) for i, u in enumerate(p.cfg.data.unlabelled)},
             "data.train": Path(p.cfg.data.train),
+            **({"data.dev": Path(p.cfg.data.dev)} if p.cfg.label.classical_weight != 0 else {}),  # it chooses w
         },
         settings=lambda p: [
             settings_of(p.cfg.label),

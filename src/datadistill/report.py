@@ -149,8 +149,8 @@ def _ensemble_row(
         test,
         label_map.labels,
         positive,
-        (teacher_row["parameters"] or 0) + member.parameters(),
-        teacher_row["size_mb"] + member.size_mb(),
+        teacher_row["parameters"] and teacher_row["parameters"] + member.parameters(),  # unknown stays unknown
+        teacher_row["size_mb"] and teacher_row["size_mb"] + member.size_mb(),
         20,
         test.items[:teacher_rows],
     )
