@@ -451,10 +451,10 @@ def _run_label(p: Pipeline) -> None:
         try:
             weight, member, record = _teacher_on_dev(p, teacher)
         except (ConfigError, DataError) as e:
-            refused = str(e)
+            refused = (type(e).__name__, str(e))
     weight, refused = w.broadcast((weight, refused))
     if refused:  # every rank stops with rank 0's one line
-        raise ConfigError(refused)
+        raise (DataError if refused[0] == "DataError" else ConfigError)(refused[1])
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
     cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
