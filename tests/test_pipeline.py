@@ -113,7 +113,11 @@ def test_pipeline_writes_the_seed_layout_the_report_and_even_shards(finished):
     report = json.loads((work / "report" / "report.json").read_text())
     assert [r["model"] for r in report["rows"]] == ["teacher", "classical", "bow_base", "bow"]
     assert all(r["texts_per_s"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in report["rows"])
-    assert report["rows"][2]["speedup"] > 1
+    # speed-up = a row's throughput over the teacher's, measured in the same run (the ratio of two tiny
+    # models' speeds on a shared machine is not asserted: timing belongs to bench/)
+    assert report["rows"][2]["speedup"] == pytest.approx(
+        report["rows"][2]["texts_per_s"] / report["rows"][0]["texts_per_s"]
+    )
     assert report["rows"][1]["kind"] == "classical" and report["rows"][1]["test_accuracy"] >= 0.9
     shards = sorted((work / "student" / "train" / "shards").iterdir())
     sizes = [len(read_examples(s)) for s in shards]
