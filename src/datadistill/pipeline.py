@@ -424,15 +424,15 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
 
 
 def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int):
-    """The teacher's probabilities [N, C] on dev, asked in batches of the label step's size (in input
-    order); None when the teacher gives labels only."""
-    out = []
-    for i in range(0, len(texts_a), batch_size):
-        probs = teacher.score(texts_a[i : i + batch_size], texts_b[i : i + batch_size] if texts_b else None).probs
-        if probs is None:
-            return None
-        out.append(np.asarray(probs, dtype=np.float64))
-    return np.concatenate(out)
+    """The teacher's probabilities [N, C] on dev, asked in batches of the label step's size (batched by
+    length, in input order again); None when the teacher gives labels only."""
+    from .batching import in_length_order
+
+    def run(idx):
+        probs = teacher.score([texts_a[i] for i in idx], [texts_b[i] for i in idx] if texts_b else None).probs
+        return None if probs is None else np.asarray(probs, dtype=np.float64)
+
+    return in_length_order([len(t) for t in texts_a], batch_size, run)
 
 
 def _run_label(p: Pipeline) -> None:
