@@ -37,6 +37,8 @@ VARIANTS = {
     "idf_l1": {"norm": "l1", "idf": True, "lr": 0.005},
     "idf_l2": {"norm": "l2", "idf": True, "lr": 0.005},
     "idf_l2_lr": {"norm": "l2", "idf": True, "lr": 0.001},
+    "l2pos": {"norm": "l2pos", "idf": False, "lr": 0.005},
+    "idf_l2pos": {"norm": "l2pos", "idf": True, "lr": 0.005},
 }
 
 
@@ -56,13 +58,34 @@ def weights_of(f: np.ndarray, idf: np.ndarray | None, norm: str) -> np.ndarray:
         return w / len(f)
     if norm == "l1":
         return w / w.sum()
+    if norm == "l2pos":  # l2 over positions: a repeated n-gram counts sqrt(tf) times (no per-text dedup needed)
+        return w / np.sqrt((w**2).sum())
     u, inv = np.unique(f, return_inverse=True)  # l2 over distinct features: tf x idf per feature
     tot = np.zeros(len(u))
     np.add.at(tot, inv, w)
     return w / np.sqrt((tot**2).sum())
 
 
-def train_bag(F_tr, y_tr, F_dv, y_dv, F_te, y_te, n_ids, norm, use_idf, lr, seed, epochs=8, emb=64, drop=0.2):
+def train_bag(
+    F_tr,
+    y_tr,
+    F_dv,
+    y_dv,
+    F_te,
+    y_te,
+    n_ids,
+    norm,
+    use_idf,
+    lr,
+    seed,
+    epochs=8,
+    emb=64,
+    drop=0.2,
+    opt_name="adamw",
+    wd=0.01,
+    init_std=0.1,
+    l2=0.0,
+):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     idf = None
@@ -76,10 +99,17 @@ def train_bag(F_tr, y_tr, F_dv, y_dv, F_te, y_te, n_ids, norm, use_idf, lr, seed
         return [(torch.from_numpy(f), torch.from_numpy(weights_of(f, idf, norm)).float()) for f in Fs]
 
     P_tr, P_dv, P_te = pack(F_tr), pack(F_dv), pack(F_te)
-    bag = nn.EmbeddingBag(n_ids, emb, mode="sum")
-    nn.init.normal_(bag.weight, 0, 0.1)
-    head, dp = nn.Linear(emb, int(max(y_tr)) + 1), nn.Dropout(drop)
-    opt = torch.optim.AdamW(list(bag.parameters()) + list(head.parameters()), lr=lr)
+    n_labels = int(max(y_tr)) + 1
+    bag = nn.EmbeddingBag(n_ids, emb or n_labels, mode="sum")  # emb 0: a linear model (the bag gives logits)
+    nn.init.normal_(bag.weight, 0, init_std)
+    head, dp = (nn.Linear(emb, n_labels) if emb else nn.Identity()), nn.Dropout(drop)
+    params = list(bag.parameters()) + list(head.parameters())
+    if opt_name == "sgd":  # fastText's optimiser: plain SGD, the rate falling linearly to 0
+        opt = torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    total = epochs * ((len(F_tr) + 63) // 64)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / total if opt_name == "sgd" else 1.0)
 
     def forward(P):
         ids, w = torch.cat([p[0] for p in P]), torch.cat([p[1] for p in P])
@@ -100,9 +130,12 @@ def train_bag(F_tr, y_tr, F_dv, y_dv, F_te, y_te, n_ids, norm, use_idf, lr, seed
         for s in range(0, len(perm), 64):
             b = perm[s : s + 64]
             loss = F.cross_entropy(forward([P_tr[i] for i in b]), y_t[b])
+            if l2:
+                loss = loss + l2 * (bag.weight**2).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
         d = acc(P_dv, y_dv)
         if d > best[0]:
             best = (d, acc(P_te, y_te))
@@ -131,14 +164,23 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--opt", default="adamw", choices=["adamw", "sgd"])
+    ap.add_argument("--lr", type=float, help="overrides the variant's learning rate")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--emb", type=int, default=64)
+    ap.add_argument("--wd", type=float, default=0.01)
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--init-std", type=float, default=0.1)
+    ap.add_argument("--buckets", type=int, default=100_000)
+    ap.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the bag, added to the loss")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tr, dv, te, lm = read_splits("chnsenticorp:train", "chnsenticorp:dev", "chnsenticorp:test")
     texts = [[e.text_a for e in rows] for rows in (tr, dv, te)]
     ys = [np.array([lm.id(e.label) for e in rows]) for rows in (tr, dv, te)]
     vocab = Vocab.build([list(t) for part in texts for t in part])
-    feats = [features(part, vocab) for part in texts]
-    n_ids = len(vocab) + 100_000
+    feats = [features(part, vocab, buckets=args.buckets) for part in texts]
+    n_ids = len(vocab) + args.buckets
     table = {}
     for hashed in (False, True):
         name = "classical (TF-IDF + SVM, hashed 100k)" if hashed else "classical (TF-IDF + SVM)"
@@ -151,7 +193,24 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             t0 = time.perf_counter()
             d, t = train_bag(
-                feats[0], ys[0], feats[1], ys[1], feats[2], ys[2], n_ids, spec["norm"], spec["idf"], spec["lr"], seed
+                feats[0],
+                ys[0],
+                feats[1],
+                ys[1],
+                feats[2],
+                ys[2],
+                n_ids,
+                spec["norm"],
+                spec["idf"],
+                args.lr or spec["lr"],
+                seed,
+                args.epochs,
+                args.emb,
+                args.dropout,
+                args.opt,
+                args.wd,
+                args.init_std,
+                args.l2,
             )
             table[v]["dev"].append(d)
             table[v]["test"].append(t)

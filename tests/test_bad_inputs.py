@@ -76,8 +76,17 @@ CASES = [
     Case("negative max_steps", TRAIN + ["--set", "train.max_steps=-1"], 2, "max_steps must be at least 0"),
     Case("negative weight decay", TRAIN + ["--set", "train.weight_decay=-1"], 2, "weight_decay must be at least 0"),
     Case("lr NaN", TRAIN + ["--set", "train.lr=NaN"], 2, "train.lr: expected a finite number, got nan"),
-    Case("emb_dim 0", TRAIN + ["--set", "student.model.emb_dim=0"], 2, "emb_dim must be in [1, 65536], got 0"),
-    Case("emb_dim -3", TRAIN + ["--set", "student.model.emb_dim=-3"], 2, "emb_dim must be in [1, 65536], got -3"),
+    Case("emb_dim -3", TRAIN + ["--set", "student.model.emb_dim=-3"], 2, "emb_dim must be in [0, 65536], got -3"),
+    Case(
+        "hidden on a linear bag",
+        TRAIN + ["--set", "student.model.emb_dim=0", "--set", "student.model.hidden=8"],
+        2,
+        "hidden needs emb_dim > 0: a linear bag (emb_dim 0) has no vector to feed a hidden layer",
+    ),
+    Case("weighting idf", TRAIN + ["--set", "student.model.weighting=idf"], 2, "weighting must be one of tfidf, mean"),
+    Case(
+        "ngram_hash md5", TRAIN + ["--set", "student.features.ngram_hash=md5"], 2, "ngram_hash must be one of mix, poly"
+    ),
     Case("dropout 5", TRAIN + ["--set", "student.model.dropout=5"], 2, "dropout must be in [0, 1), got 5.0"),
     Case("device gpu9", TRAIN + ["--set", "train.device=gpu9"], 2, "device must be auto, cpu, cuda or cuda:N"),
     Case(

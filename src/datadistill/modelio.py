@@ -72,6 +72,10 @@ def save_model(
     return folder
 
 
+# Settings added after the first model folders were written, at the values those folders were made with
+LEGACY_FEATURES = {"ngram_hash": "poly"}
+
+
 def read_folder(
     folder: str | Path, weights: str = "model.safetensors", kind: str = "a model folder"
 ) -> tuple[dict, Featurizer, LabelMap]:
@@ -90,7 +94,7 @@ def read_folder(
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         _arch, _params, dims = config["arch"], config["model"], config["dims"]
         vocab_size, num_labels = int(dims["vocab_size"]), int(dims["num_labels"])
-        fcfg = from_dict(FeatureConfig, config["features"], "features")
+        fcfg = from_dict(FeatureConfig, {**LEGACY_FEATURES, **config["features"]}, "features")
     except Exception as e:  # noqa: BLE001 - any problem here means the file is damaged
         raise ModelFolderError(f"{folder / 'config.json'}: cannot read model config ({e})") from None
     try:

@@ -262,6 +262,15 @@ def _part1_keep(d: DataConfig, label_map: LabelMap, cfg: TrainConfig) -> list[se
     return keep
 
 
+def _training_sides(featurizer: Featurizer, rows: RowTable, batch_size: int = 1024) -> Iterator[tuple]:
+    """(ids [B, L], ngrams [B, G] or None) of every training text, a batch at a time (both sides of pairs)."""
+    for start in range(0, len(rows), batch_size):
+        batch = [rows[i] for i in range(start, min(start + batch_size, len(rows)))]
+        for side in ("a", "b") if rows.pair else ("a",):
+            arrays = featurizer.arrays([getattr(r, side) for r in batch])
+            yield arrays["ids_a"], arrays.get("ngr_a")
+
+
 def train_student(cfg: StudentRunConfig, progress: bool = True, command: str | None = None) -> dict:
     """Train, select on dev, report test, save the model folder at `cfg.output`. Returns the metrics."""
     from .lock import exclusive
@@ -302,6 +311,8 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     d, s = cfg.data, cfg.student
     train_ex, dev_ex, test_ex, label_map = read_splits(d.train, d.dev, d.test, d.label_column, d.skip_bad_lines)
     pair = train_ex[0].text_b is not None
+    if s.features.ngram_buckets is None:
+        s.features.ngram_buckets = STUDENTS.get(s.arch)[0].default_buckets(s.model, pair)
     keep = _part1_keep(d, label_map, cfg.train)
     # part.1 streams through the builder: flat arrays of token ids, no per-row objects (rows.py)
     build = RowBuilder(get_tokenizer(s.features.tokenizer), label_map, s.features.max_len, s.pretokenized, pair)
@@ -329,6 +340,8 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     )
     torch.manual_seed(cfg.train.seed)  # weight initialisation is part of the seeded run
     model = build_student(s.arch, s.model, dims)
+    if hasattr(model, "fit_idf"):  # a TF-IDF bag reads its IDF off the training texts (part.0 + part.1)
+        model.fit_idf(_training_sides(featurizer, train_rows))
     n_params = sum(p.numel() for p in model.parameters())
     log.info(f"student {s.arch}: {n_params:,} parameters")
     ckpt = Path(cfg.output) / CHECKPOINT if cfg.train.checkpoint else None

@@ -49,6 +49,11 @@ class Student(nn.Module, abc.ABC):
     # features used when a config leaves them unset: the settings measured best (bench/RESULTS.md)
     default_features: dict = {"max_len": 256, "ngrams": [2]}
 
+    @classmethod
+    def default_buckets(cls, params: dict, pair: bool) -> int:
+        """features.ngram_buckets when a config leaves it unset, for these hyper-parameters and data."""
+        return 100_000
+
     def __init__(self, cfg: Any, dims: Dims) -> None:
         super().__init__()
         self.cfg, self.dims = cfg, dims

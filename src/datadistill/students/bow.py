@@ -1,47 +1,122 @@
-"""Bag of words (fastText-style): mean of token and hashed n-gram embeddings -> MLP."""
+"""Bag of words (fastText-style): a weighted sum of token and hashed n-gram embeddings -> head.
+
+Two forms. The default for single texts is a linear bag, as the classical TF-IDF model: each token
+and n-gram has one weight per label, weighted by its IDF (fitted on the training texts) and
+normalised to unit L2 norm over the text's positions. For pairs (and with emb_dim > 0) each text is
+the mean of emb_dim-wide embeddings, read by a (hidden layer and a) linear head; the pair head needs
+those vectors. bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import check_ranges
+from ..config import ConfigError, check_ranges
 from .base import Dims, Student, register_student
+
+WEIGHTINGS = ("tfidf", "mean")
 
 
 @dataclass
 class BowConfig:
-    emb_dim: int = 64
-    hidden: int = 0  # 0: no hidden layer (a linear model on the embedding mean, as fastText)
-    dropout: float = 0.2
+    emb_dim: int | None = None  # 0: a linear bag (one weight per label); None: 0 for single texts, 64 for pairs
+    hidden: int = 0  # 0: no hidden layer (a linear model on the bag, as fastText)
+    dropout: float = 0.2  # on the bag vector; a linear bag has none (its bag already holds the logits)
+    weighting: str | None = None  # "tfidf" or "mean"; None: "tfidf" for a linear bag, else "mean"
 
-    RANGES = {"emb_dim": (1, 65_536), "hidden": (0, 65_536), "dropout": (0, 1, "right-open")}
+    RANGES = {"emb_dim": (0, 65_536), "hidden": (0, 65_536), "dropout": (0, 1, "right-open")}
 
     def validate(self) -> None:
         check_ranges(self)
+        if self.weighting is not None and self.weighting not in WEIGHTINGS:
+            raise ConfigError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        if self.emb_dim == 0 and self.hidden:
+            raise ConfigError("hidden needs emb_dim > 0: a linear bag (emb_dim 0) has no vector to feed a hidden layer")
+
+    def resolved(self, pair: bool) -> "BowConfig":
+        """The settings left None made concrete for single texts or pairs (what the model folder keeps)."""
+        emb = self.emb_dim if self.emb_dim is not None else (64 if pair else 0)
+        if emb == 0 and pair:
+            raise ConfigError(
+                "emb_dim 0 (a linear bag) reads single texts; a pair student compares two text vectors: "
+                "set student.model.emb_dim above 0, e.g. 64"
+            )
+        weighting = self.weighting or ("tfidf" if emb == 0 else "mean")
+        return dataclasses.replace(self, emb_dim=emb, weighting=weighting)
 
 
 @register_student("bow", BowConfig)
 class BOW(Student):
     default_features = {"max_len": 512, "ngrams": [2, 3]}  # hashed char bigrams and trigrams (fastText-style)
 
+    @classmethod
+    def default_buckets(cls, params: dict, pair: bool) -> int:
+        # a linear bag has num_labels numbers per bucket: 1M buckets keep n-grams apart at little cost
+        linear = params.get("emb_dim") == 0 or (params.get("emb_dim") is None and not pair)
+        return 1_000_000 if linear else 100_000
+
     def __init__(self, cfg: BowConfig, dims: Dims) -> None:
+        cfg = cfg.resolved(dims.pair)
         super().__init__(cfg, dims)
-        self.tok = nn.EmbeddingBag(dims.vocab_size, cfg.emb_dim, mode="sum", padding_idx=0)
-        self.ngr = (
-            nn.EmbeddingBag(dims.ngram_buckets, cfg.emb_dim, mode="sum", padding_idx=0) if dims.ngram_buckets else None
-        )
-        self.mlp = nn.Sequential(nn.Linear(cfg.emb_dim, cfg.hidden), nn.Tanh()) if cfg.hidden else nn.Identity()
-        self.out_dim = cfg.hidden or cfg.emb_dim
-        self.build_head(cfg.dropout)
+        width = cfg.emb_dim or dims.num_labels  # a linear bag's tables hold logits
+        self.tok = nn.EmbeddingBag(dims.vocab_size, width, mode="sum", padding_idx=0)
+        self.ngr = nn.EmbeddingBag(dims.ngram_buckets, width, mode="sum", padding_idx=0) if dims.ngram_buckets else None
+        if cfg.weighting == "tfidf":
+            # IDF per token id and per n-gram bucket (fit_idf); saved with the weights
+            self.register_buffer("idf_tok", torch.ones(dims.vocab_size))
+            self.register_buffer("idf_ngr", torch.ones(dims.ngram_buckets) if self.ngr is not None else None)
+        if cfg.emb_dim == 0:
+            with torch.no_grad():  # n-grams never seen in training add nothing (no random noise at test time)
+                for t in (self.tok, self.ngr):
+                    if t is not None:
+                        t.weight.zero_()
+            self.mlp = nn.Identity()
+            self.out_dim = dims.num_labels
+            self.head = Bias(dims.num_labels)
+        else:
+            self.mlp = nn.Sequential(nn.Linear(cfg.emb_dim, cfg.hidden), nn.Tanh()) if cfg.hidden else nn.Identity()
+            self.out_dim = cfg.hidden or cfg.emb_dim
+            self.build_head(cfg.dropout)
+
+    def fit_idf(self, sides) -> None:
+        """IDF = ln((1 + N) / (1 + df)) + 1 (scikit-learn's smoothed form) of every token id and n-gram
+        bucket, from `sides`: an iterable of (ids [B, L], ngrams [B, G] or None) batches of training
+        texts (each row one document; pairs give both sides)."""
+        if self.cfg.weighting != "tfidf":
+            return
+        df_tok = np.zeros(self.dims.vocab_size)
+        df_ngr = np.zeros(self.dims.ngram_buckets) if self.ngr is not None else None
+        n = 0
+        for ids, ngrams in sides:
+            n += len(ids)
+            _count_docs(df_tok, ids)
+            if df_ngr is not None and ngrams is not None:
+                _count_docs(df_ngr, ngrams)
+        with torch.no_grad():
+            self.idf_tok.copy_(torch.from_numpy(np.log((1 + n) / (1 + df_tok)) + 1))
+            if df_ngr is not None:
+                self.idf_ngr.copy_(torch.from_numpy(np.log((1 + n) / (1 + df_ngr)) + 1))
 
     def encode(self, ids, lengths, ngrams):
+        use_ngr = self.ngr is not None and ngrams is not None
+        if self.cfg.weighting == "tfidf":
+            w = self.idf_tok[ids] * (ids != 0)  # [B, L]
+            total = bag_sum(self.tok, ids, w)
+            sq = (w * w).sum(1)
+            if use_ngr:
+                wn = self.idf_ngr[ngrams] * (ngrams != 0)  # [B, G]
+                total = total + bag_sum(self.ngr, ngrams, wn)
+                sq = sq + (wn * wn).sum(1)
+            return self.mlp(total / sq.clamp(min=1e-12).sqrt()[:, None])  # unit L2 norm over positions
         total = bag_sum(self.tok, ids)  # [B, E] sum over tokens
         count = lengths.clamp(min=1).to(total.dtype)
-        if self.ngr is not None and ngrams is not None:
+        if use_ngr:
             total = total + bag_sum(self.ngr, ngrams)
             count = count + (ngrams != 0).sum(1).to(total.dtype)
         return self.mlp(total / count[:, None])  # [B, out_dim]
@@ -53,49 +128,97 @@ class BOW(Student):
         return FoldedBow(self) if not self.cfg.hidden and not self.dims.pair else self
 
 
+class Bias(nn.Module):
+    """A linear bag's head: the logits [B, C] plus a learned bias."""
+
+    def __init__(self, num_labels: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(num_labels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+
+def _count_docs(df: np.ndarray, ids: np.ndarray) -> None:
+    """Add 1 to df[i] for every distinct non-zero id i of each row of ids [B, L]."""
+    s = np.sort(np.asarray(ids), axis=1)
+    first = np.ones_like(s, dtype=bool)
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    np.add.at(df, s[first & (s != 0)], 1)
+
+
 class FoldedBow(nn.Module):
-    """A single-text BOW without hidden layer with its head folded in: logits = b + sum_t T[t] / count,
-    T = E W^T per table (row 0, padding, zero). Same logits as BOW.forward up to float rounding."""
+    """A single-text BOW without hidden layer with its head folded in: logits = b + sum_t T[t] w_t,
+    T = E W^T per table (row 0, padding, zero; a linear bag's tables are T already), w_t = 1 / count
+    (mean) or idf_t / sqrt(sum idf^2) (tfidf; T is pre-multiplied by idf). Same logits as BOW.forward
+    up to float rounding."""
 
     def __init__(self, bow: BOW) -> None:
         super().__init__()
-        linear = bow.head[-1]
+        head = bow.head if isinstance(bow.head, Bias) else bow.head[-1]
+        weight = head.weight if isinstance(head, nn.Linear) else None
+        self.tfidf = bow.cfg.weighting == "tfidf"
         with torch.no_grad():
-            self.register_buffer("tok_table", _folded(bow.tok.weight, linear.weight))
-            self.register_buffer("ngr_table", _folded(bow.ngr.weight, linear.weight) if bow.ngr is not None else None)
-            self.register_buffer("bias", linear.bias.detach().clone())
+            tok = _folded(bow.tok.weight, weight)
+            ngr = _folded(bow.ngr.weight, weight) if bow.ngr is not None else None
+            if self.tfidf:
+                tok = tok * bow.idf_tok[:, None]
+                ngr = ngr * bow.idf_ngr[:, None] if ngr is not None else None
+                self.register_buffer("idf2_tok", _padding_zero((bow.idf_tok**2)[:, None]))
+                self.register_buffer("idf2_ngr", _padding_zero((bow.idf_ngr**2)[:, None]) if ngr is not None else None)
+            self.register_buffer("tok_table", tok)
+            self.register_buffer("ngr_table", ngr)
+            self.register_buffer("bias", head.bias.detach().clone())
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, ngrams = batch["ids_a"], batch.get("ngr_a")
+        use_ngr = self.ngr_table is not None and ngrams is not None
         total = F.embedding(ids, self.tok_table).sum(1)  # [B, C]
-        count = batch["len_a"].clamp(min=1).to(total.dtype)
-        if self.ngr_table is not None and ngrams is not None:
+        if use_ngr:
             total = total + F.embedding(ngrams, self.ngr_table).sum(1)
+        if self.tfidf:  # row 0 (padding) is zero in every table: padding adds nothing
+            sq = F.embedding(ids, self.idf2_tok).sum(1)  # [B, 1]
+            if use_ngr:
+                sq = sq + F.embedding(ngrams, self.idf2_ngr).sum(1)
+            return total / sq.clamp(min=1e-12).sqrt() + self.bias
+        count = batch["len_a"].clamp(min=1).to(total.dtype)
+        if use_ngr:
             count = count + (ngrams != 0).sum(1).to(total.dtype)
         return total / count[:, None] + self.bias
 
 
-def _folded(emb: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
-    table = emb.detach() @ head.detach().T  # [V, C]
+def _padding_zero(table: torch.Tensor) -> torch.Tensor:
+    table = table.clone()
+    table[0] = 0.0
+    return table
+
+
+def _folded(emb: torch.Tensor, head: torch.Tensor | None) -> torch.Tensor:
+    table = emb.detach() @ head.detach().T if head is not None else emb.detach().clone()  # [V, C]
     table[0] = 0.0  # padding adds nothing (the bag weights it by 0)
     return table
 
 
-def bag_sum(bag: nn.EmbeddingBag, ids: torch.Tensor) -> torch.Tensor:
-    """Sum of the embeddings of the non-zero ids of each row: ids [B, L] (0 = padding) -> [B, E].
+def bag_sum(bag: nn.EmbeddingBag, ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of the embeddings of the non-zero ids of each row, each times its weight (default 1):
+    ids [B, L] (0 = padding), weights [B, L] -> [B, E].
 
     Same result and gradients as `bag(ids)` with padding_idx 0, but passes only the real ids with
     offsets: embedding_bag given a padding_idx takes a slow path (25x slower on CPU, measured).
     """
+    mask = ids != 0
+    w = mask.to(bag.weight.dtype) if weights is None else weights * mask
     if torch.jit.is_tracing():
         # An ONNX export traces the network; ONNX has no embedding bag (the exporter's per-row Loop runs
-        # ~10x slower in onnxruntime): gather, mask, sum.
-        return (F.embedding(ids, bag.weight) * (ids != 0).unsqueeze(-1).to(bag.weight.dtype)).sum(1)
+        # ~10x slower in onnxruntime): gather, weight, sum.
+        return (F.embedding(ids, bag.weight) * w.unsqueeze(-1)).sum(1)
     if not torch.is_grad_enabled():
         # Prediction and dev evaluation: weighting padding by 0 inside the kernel skips the masked copy
         # (~2.5x faster on CPU, measured) with the same sums; training keeps the masked path, whose
         # gradients add up in the order every trained model so far was made with.
-        return F.embedding_bag(ids, bag.weight, mode="sum", per_sample_weights=(ids != 0).to(bag.weight.dtype))
-    mask = ids != 0
+        return F.embedding_bag(ids, bag.weight, mode="sum", per_sample_weights=w)
     counts = mask.sum(1)
-    return F.embedding_bag(ids[mask], bag.weight, torch.cumsum(counts, 0) - counts, mode="sum")
+    offsets = torch.cumsum(counts, 0) - counts
+    if weights is None:
+        return F.embedding_bag(ids[mask], bag.weight, offsets, mode="sum")
+    return F.embedding_bag(ids[mask], bag.weight, offsets, mode="sum", per_sample_weights=weights[mask])

@@ -24,7 +24,9 @@ from .vocab import Vocab
 if TYPE_CHECKING:
     import torch
 
-_PRIME = 1_000_003
+_PRIME = 1_000_003  # the "poly" hash's multiplier
+NGRAM_HASHES = ("mix", "poly")
+_MUL = np.uint64(0x9E3779B97F4A7C15)  # the "mix" hash's: 2^64 / golden ratio, odd
 
 
 @dataclass
@@ -34,7 +36,8 @@ class FeatureConfig:
     tokenizer: str = "char"
     max_len: int | None = None  # tokens kept per text (longer texts are cut); None: the student's default
     ngrams: list[int] | None = None  # e.g. [2, 3]: hashed bigrams and trigrams; None: the student's default
-    ngram_buckets: int = 100_000
+    ngram_buckets: int | None = None  # hashed n-gram ids; None: the student's default (Student.default_buckets)
+    ngram_hash: str = "mix"  # "mix" (spreads n-grams over every bucket) or "poly" (models made before it)
     vocab_min_freq: int = 1
     vocab_max_size: int = 50_000
 
@@ -50,40 +53,71 @@ class FeatureConfig:
             raise ConfigError(unknown_name_message("tokenizer", self.tokenizer, TOKENIZERS.names()))
         if any(n < 2 for n in self.ngrams or []):
             raise ConfigError(f"ngrams lists n-gram orders of 2 or more, got {self.ngrams}")
-        if self.ngrams and self.ngram_buckets < 2:
+        if self.ngram_hash not in NGRAM_HASHES:
+            raise ConfigError(f"ngram_hash must be one of {', '.join(NGRAM_HASHES)}, got {self.ngram_hash!r}")
+        if self.ngrams and self.ngram_buckets is not None and self.ngram_buckets < 2:
             raise ConfigError("ngram_buckets must be at least 2 when ngrams are used")
         check_ranges(self)
 
 
-def hash_ngrams(ids: np.ndarray, lengths: np.ndarray, orders: list[int], buckets: int) -> np.ndarray:
+def hash_ngrams(
+    ids: np.ndarray, lengths: np.ndarray, orders: list[int], buckets: int, method: str = "mix"
+) -> np.ndarray:
     """Hashed n-gram ids [B, sum over orders of (L - n + 1)] of a padded batch ids [B, L].
 
     Computed for the whole batch at once with numpy (a per-text loop costs more than the network).
     The n-gram starting at t gets id 1 + hash % (buckets - 1) when it lies inside the text, else 0
     (padding); for order 2 the ids stay aligned with positions (bigram t = tokens t, t+1).
+
+    method "mix": a 64-bit polynomial over the token ids and the order, finished with MurmurHash3's
+    fmix64, so that n-grams spread over all buckets. "poly": the first versions' hash, kept so that
+    models trained with it read text as they were trained; its multiplier modulo buckets - 1 is small
+    (13 for 100,000 buckets, 4 for 1,000,000), so the char bigrams of a 3,000-char vocabulary fell into
+    only 42,000 (15,000) distinct buckets.
     """
     B, L = ids.shape
     out = []
     for n in orders:
         if L < n:
             continue
-        h = ids[:, : L - n + 1].copy()
-        for j in range(1, n):
-            h *= _PRIME
-            h += ids[:, j : L - n + 1 + j]
-        h %= buckets - 1
+        if method == "poly":
+            h = ids[:, : L - n + 1].copy()
+            for j in range(1, n):
+                h *= _PRIME
+                h += ids[:, j : L - n + 1 + j]
+            h %= buckets - 1
+        else:
+            with np.errstate(over="ignore"):  # uint64 arithmetic wraps around on purpose
+                h = np.full((B, L - n + 1), n, dtype=np.uint64)
+                for j in range(n):
+                    h *= _MUL
+                    h += ids[:, j : L - n + 1 + j].astype(np.uint64)
+                h = _fmix64(h)
+            h = (h % np.uint64(buckets - 1)).astype(np.int64)
         h += 1
         h[np.arange(L - n + 1)[None, :] + n > lengths[:, None]] = 0
         out.append(h)
     return np.concatenate(out, axis=1) if out else np.zeros((B, 1), dtype=np.int64)
 
 
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser (every input bit changes every output bit with probability ~1/2)."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB93FE1A85EC5)
+    h ^= h >> np.uint64(33)
+    return h
+
+
 class Featurizer:
     """Turns texts (or pre-tokenized lists) into the students' batch dict."""
 
     def __init__(self, cfg: FeatureConfig, vocab: Vocab) -> None:
-        if cfg.max_len is None or cfg.ngrams is None:
-            raise ValueError("a featurizer needs concrete features: max_len and ngrams (StudentConfig fills them)")
+        if cfg.max_len is None or cfg.ngrams is None or (cfg.ngrams and cfg.ngram_buckets is None):
+            raise ValueError(
+                "a featurizer needs concrete features: max_len, ngrams and ngram_buckets (the student step fills them)"
+            )
         self.cfg = cfg
         self.vocab = vocab
         self.tokenizer = get_tokenizer(cfg.tokenizer)
@@ -132,5 +166,7 @@ class Featurizer:
             ids[i, : len(s)] = s
         batch = {f"ids_{side}": ids, f"len_{side}": lengths}
         if self.cfg.ngrams:
-            batch[f"ngr_{side}"] = hash_ngrams(ids, lengths, self.cfg.ngrams, self.cfg.ngram_buckets)
+            batch[f"ngr_{side}"] = hash_ngrams(
+                ids, lengths, self.cfg.ngrams, self.cfg.ngram_buckets, self.cfg.ngram_hash
+            )
         return batch
