@@ -1,17 +1,20 @@
 """How a bag-of-n-grams student weights and normalises its bag, against the classical model, on gold labels.
 
-The BOW student averages the embeddings of a text's characters and hashed character 2/3-grams (a
-mean: every position weighs 1 / length). The classical model weighs each n-gram by TF-IDF and
+The first BOW student averaged the embeddings of a text's characters and hashed character 2/3-grams
+(a mean: every position weighs 1 / length). The classical model weighs each n-gram by TF-IDF and
 normalises the vector to unit length (L2), and sees every distinct n-gram (no hashing). This trains
-the same linear bag (AdamW, dropout, best dev epoch) with each weighting on ChnSentiCorp's 9,600 gold
-labels over several seeds, beside scikit-learn's TF-IDF + linear SVM on exact and on hashed n-grams:
+a bag (AdamW, best dev epoch) with each weighting on ChnSentiCorp's 9,600 gold labels over several
+seeds, beside scikit-learn's TF-IDF + linear SVM on exact and on hashed n-grams:
 
-    python bench/bench_bow_weighting.py                        # seeds 1,2,3; every variant
-    python bench/bench_bow_weighting.py --seeds 1 --variants mean,idf_l1
+    python bench/bench_bow_weighting.py --variants mean,idf_l1,idf_l2pos --tag embedding   # 64-wide bag
+    python bench/bench_bow_weighting.py --variants l2pos,idf_l2pos --emb 0 --buckets 1000000 \
+        --dropout 0 --init-std 0 --wd 0 --epochs 10 --tag linear                           # linear bag
 
-Variants: mean (the student as it is), idf_l1 (IDF-weighted mean), idf_l2 (IDF weights over the L2
-norm of the weight vector, as TfidfVectorizer without sublinear tf), idf_l2_lr (the same at lr 1e-3).
-Writes bench/out/bow_weighting.json.
+Variants: mean (the first student), idf_l1 (IDF-weighted mean), idf_l2 (IDF weights over the L2
+norm over distinct n-grams, as TfidfVectorizer without sublinear tf), idf_l2_lr (the same at lr
+1e-3), l2pos (unit L2 norm over positions: an n-gram seen k times weighs k / sqrt(sum)), idf_l2pos
+(IDF weights over their L2 norm over positions: what the BOW student's "tfidf" weighting does).
+--emb 0 makes the bag linear (one weight per label). Writes bench/out/bow_weighting[_TAG].json.
 """
 
 from __future__ import annotations
@@ -172,6 +175,7 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--init-std", type=float, default=0.1)
     ap.add_argument("--buckets", type=int, default=100_000)
+    ap.add_argument("--tag", default="", help="names the output: bench/out/bow_weighting[_TAG].json")
     ap.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the bag, added to the loss")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -222,7 +226,7 @@ def main() -> None:
             f"{v:<40} {len(r['test']):>2} {statistics.mean(r['dev']):9.2f} ± {sd(r['dev']):4.2f} "
             f"{statistics.mean(r['test']):9.2f} ± {sd(r['test']):4.2f}"
         )
-    out = HERE / "out" / "bow_weighting.json"
+    out = HERE / "out" / f"bow_weighting{'_' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=1))
     print(f"wrote {out}")

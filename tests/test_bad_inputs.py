@@ -83,6 +83,13 @@ CASES = [
         2,
         "hidden needs emb_dim > 0: a linear bag (emb_dim 0) has no vector to feed a hidden layer",
     ),
+    Case(
+        "ngram_buckets 0 with the default n-grams",
+        TRAIN + ["--set", "student.features.ngrams=null", "--set", "student.features.ngram_buckets=0"],
+        2,
+        "features.ngram_buckets must be at least 2 when n-grams are used (the bow student's features.ngrams are "
+        "[2, 3]), got 0; set features.ngrams to [] for none",
+    ),
     Case("weighting idf", TRAIN + ["--set", "student.model.weighting=idf"], 2, "weighting must be one of tfidf, mean"),
     Case(
         "ngram_hash md5", TRAIN + ["--set", "student.features.ngram_hash=md5"], 2, "ngram_hash must be one of mix, poly"

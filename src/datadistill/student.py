@@ -80,6 +80,12 @@ class StudentConfig:
             raise ConfigError(unknown_name_message("student", self.arch, STUDENTS.names()))
         cls, cfg_cls = STUDENTS.get(self.arch)
         from_dict(cfg_cls, self.model, f"model ({self.arch})")
+        f = self.features
+        if f.ngrams and f.ngram_buckets is not None and f.ngram_buckets < 2:  # ngrams may be the student's default
+            raise ConfigError(
+                f"features.ngram_buckets must be at least 2 when n-grams are used (the {self.arch} student's "
+                f"features.ngrams are {f.ngrams}), got {f.ngram_buckets}; set features.ngrams to [] for none"
+            )
         if cls.positional_ngrams and self.features.ngrams not in ([], [2]):
             raise ConfigError(
                 f"the {self.arch} student reads position-aligned bigrams: features.ngrams must be "

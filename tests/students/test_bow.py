@@ -91,6 +91,10 @@ def test_defaults_resolve_for_single_texts_and_pairs():
     assert build_student("bow", {"emb_dim": 64, "weighting": "tfidf"}, Dims(30, 2, 97)).cfg.weighting == "tfidf"
     assert BOW.default_buckets({}, pair=False) == 1_000_000 and BOW.default_buckets({}, pair=True) == 100_000
     assert BOW.default_buckets({"emb_dim": 64}, pair=False) == 100_000
+    hidden = build_student("bow", {"hidden": 16}, Dims(30, 2, 97))  # a hidden layer needs a vector to read
+    assert (hidden.cfg.emb_dim, hidden.cfg.weighting) == (64, "mean") and BOW.default_buckets(
+        {"hidden": 16}, False
+    ) == 100_000
     with pytest.raises(ConfigError, match="emb_dim 0 \\(a linear bag\\) reads single texts; .* e.g. 64"):
         build_student("bow", {"emb_dim": 0}, Dims(30, 2, 97, pair=True))
 
@@ -122,3 +126,20 @@ def test_the_default_bow_trains_saves_and_reloads_as_a_linear_tfidf_bag(senti_fi
     assert model.idf_tok.min() >= 1.0 and model.idf_tok.max() > 1.5  # fitted, saved and read back
     again = evaluate_folder(tmp_path / "bow", senti_files["test"])
     assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])  # the folder alone gives the same
+
+
+def test_prediction_through_the_scored_tables_equals_training_and_follows_each_step():
+    f = _featurizer(["好差酒店服务很一般"], ngrams=(2, 3))
+    torch.manual_seed(0)
+    bow = build_student("bow", {}, Dims(len(f.vocab), 2, 101))
+    batch = f.batch(["好好差", "酒店服务很一般", "好"])
+    bow.fit_idf([(batch["ids_a"].numpy(), batch["ngr_a"].numpy())])
+    opt = torch.optim.SGD(bow.parameters(), lr=1.0)
+    for _ in range(2):  # each step changes the weights in place: the prediction tables must follow
+        loss = torch.nn.functional.cross_entropy(bow(batch), torch.tensor([1, 0, 1]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            fast = bow(batch)
+        assert torch.allclose(fast, bow(batch).detach(), atol=1e-6) and fast.abs().max() > 0

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, check_ranges
+from ..config import ConfigError, check_ranges, from_dict
 from .base import Dims, Student, register_student
 
 WEIGHTINGS = ("tfidf", "mean")
@@ -25,7 +25,7 @@ WEIGHTINGS = ("tfidf", "mean")
 
 @dataclass
 class BowConfig:
-    emb_dim: int | None = None  # 0: a linear bag (one weight per label); None: 0 for single texts, 64 for pairs
+    emb_dim: int | None = None  # 0: a linear bag (one weight per label); None: 0 for single texts, else 64
     hidden: int = 0  # 0: no hidden layer (a linear model on the bag, as fastText)
     dropout: float = 0.2  # on the bag vector; a linear bag has none (its bag already holds the logits)
     weighting: str | None = None  # "tfidf" or "mean"; None: "tfidf" for a linear bag, else "mean"
@@ -40,8 +40,9 @@ class BowConfig:
             raise ConfigError("hidden needs emb_dim > 0: a linear bag (emb_dim 0) has no vector to feed a hidden layer")
 
     def resolved(self, pair: bool) -> "BowConfig":
-        """The settings left None made concrete for single texts or pairs (what the model folder keeps)."""
-        emb = self.emb_dim if self.emb_dim is not None else (64 if pair else 0)
+        """The settings left None made concrete for single texts or pairs (what the model folder keeps):
+        emb_dim 0 (a linear bag) for single texts without a hidden layer, else 64."""
+        emb = self.emb_dim if self.emb_dim is not None else (64 if pair or self.hidden else 0)
         if emb == 0 and pair:
             raise ConfigError(
                 "emb_dim 0 (a linear bag) reads single texts; a pair student compares two text vectors: "
@@ -58,7 +59,10 @@ class BOW(Student):
     @classmethod
     def default_buckets(cls, params: dict, pair: bool) -> int:
         # a linear bag has num_labels numbers per bucket: 1M buckets keep n-grams apart at little cost
-        linear = params.get("emb_dim") == 0 or (params.get("emb_dim") is None and not pair)
+        try:
+            linear = from_dict(BowConfig, params, "student.model (bow)").resolved(pair).emb_dim == 0
+        except ConfigError:
+            linear = False  # the model's own check names the problem when it is built
         return 1_000_000 if linear else 100_000
 
     def __init__(self, cfg: BowConfig, dims: Dims) -> None:
@@ -105,6 +109,13 @@ class BOW(Student):
 
     def encode(self, ids, lengths, ngrams):
         use_ngr = self.ngr is not None and ngrams is not None
+        if self.cfg.weighting == "tfidf" and not torch.is_grad_enabled() and not torch.jit.is_tracing():
+            # prediction: one embedding bag per table gives both sums (see _scored_tables)
+            tok, ngr = self._scored_tables()
+            both = F.embedding_bag(ids, tok, mode="sum")  # [B, width + 1]; row 0 is zero: padding adds nothing
+            if use_ngr:
+                both = both + F.embedding_bag(ngrams, ngr, mode="sum")
+            return self.mlp(both[:, :-1] / both[:, -1:].clamp(min=1e-12).sqrt())
         if self.cfg.weighting == "tfidf":
             w = self.idf_tok[ids] * (ids != 0)  # [B, L]
             total = bag_sum(self.tok, ids, w)
@@ -120,6 +131,22 @@ class BOW(Student):
             total = total + bag_sum(self.ngr, ngrams)
             count = count + (ngrams != 0).sum(1).to(total.dtype)
         return self.mlp(total / count[:, None])  # [B, out_dim]
+
+    def _scored_tables(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per table [rows, width + 1]: the embeddings times their IDF, and IDF^2 as the last column, row 0
+        (padding) zero. Summed over a text they give the weighted bag and its squared norm in one
+        embedding bag, ~5x faster than weighting per position (measured). Kept until the weights
+        change: an optimiser step updates them in place, which bumps their version."""
+        key = tuple((t.data_ptr(), t._version) for t in (self.tok.weight, self.idf_tok))
+        if self.ngr is not None:
+            key += tuple((t.data_ptr(), t._version) for t in (self.ngr.weight, self.idf_ngr))
+        if getattr(self, "_scored_key", None) != key:
+            self._scored = (
+                _scored(self.tok.weight, self.idf_tok),
+                _scored(self.ngr.weight, self.idf_ngr) if self.ngr is not None else None,
+            )
+            self._scored_key = key
+        return self._scored
 
     def for_export(self) -> nn.Module:
         """Without a hidden layer a single-text BOW is linear, so its head folds into the embedding
@@ -185,6 +212,12 @@ class FoldedBow(nn.Module):
         if use_ngr:
             count = count + (ngrams != 0).sum(1).to(total.dtype)
         return total / count[:, None] + self.bias
+
+
+def _scored(emb: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
+    table = torch.cat([emb.detach() * idf[:, None], (idf * idf)[:, None]], 1)
+    table[0] = 0.0
+    return table
 
 
 def _padding_zero(table: torch.Tensor) -> torch.Tensor:
