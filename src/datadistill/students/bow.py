@@ -109,7 +109,12 @@ class BOW(Student):
 
     def encode(self, ids, lengths, ngrams):
         use_ngr = self.ngr is not None and ngrams is not None
-        if self.cfg.weighting == "tfidf" and not torch.is_grad_enabled() and not torch.jit.is_tracing():
+        if (
+            self.cfg.weighting == "tfidf"
+            and not self.training
+            and not torch.is_grad_enabled()
+            and not torch.jit.is_tracing()
+        ):
             # prediction: one embedding bag per table gives both sums (see _scored_tables)
             tok, ngr = self._scored_tables()
             both = F.embedding_bag(ids, tok, mode="sum")  # [B, width + 1]; row 0 is zero: padding adds nothing
@@ -135,8 +140,9 @@ class BOW(Student):
     def _scored_tables(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per table [rows, width + 1]: the embeddings times their IDF, and IDF^2 as the last column, row 0
         (padding) zero. Summed over a text they give the weighted bag and its squared norm in one
-        embedding bag, ~5x faster than weighting per position (measured). Kept until the weights
-        change: an optimiser step updates them in place, which bumps their version."""
+        embedding bag, ~5x faster than weighting per position (measured). Built in eval mode and kept
+        until the module goes back to training (a fused optimiser step changes the weights without
+        bumping their version) or the weights are replaced or copied into (which does)."""
         key = tuple((t.data_ptr(), t._version) for t in (self.tok.weight, self.idf_tok))
         if self.ngr is not None:
             key += tuple((t.data_ptr(), t._version) for t in (self.ngr.weight, self.idf_ngr))
@@ -147,6 +153,10 @@ class BOW(Student):
             )
             self._scored_key = key
         return self._scored
+
+    def train(self, mode: bool = True) -> "BOW":
+        self._scored_key = None  # weights may change while training: build the prediction tables again
+        return super().train(mode)
 
     def for_export(self) -> nn.Module:
         """Without a hidden layer a single-text BOW is linear, so its head folds into the embedding
