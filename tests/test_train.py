@@ -92,7 +92,9 @@ def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stoppe
     assert not (tmp_path / "killed" / CHECKPOINT).exists()
 
 
-def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_path, student_config):
+@pytest.mark.parametrize("change", ["train.lr=0.002", "student.features.ngram_hash=poly"])
+def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_path, student_config, change):
+    """Settings the rows do not show count too: the rows hold token ids, the n-grams are hashed per batch."""
     from datadistill.student import CHECKPOINT, load_run_config, train_student
 
     path = tmp_path / "c.json"
@@ -101,7 +103,7 @@ def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_
         train_student(load_run_config(path), progress=False)
     assert (tmp_path / "bow" / CHECKPOINT).exists()
     with _logs() as seen:
-        m = train_student(load_run_config(path, ["train.lr=0.002"]), progress=False)
+        m = train_student(load_run_config(path, [change]), progress=False)
     assert (
         f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings or data differ); "
         "starting over" in seen

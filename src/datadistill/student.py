@@ -162,9 +162,13 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def _run_id(model: nn.Module, cfg: TrainConfig, train_rows: RowTable, dev_rows: RowTable) -> str:
-    """Settings, initial weights and rows (token ids, labels, teacher scores): what a checkpoint must match."""
+def _run_id(
+    model: nn.Module, cfg: TrainConfig, train_rows: RowTable, dev_rows: RowTable, features: FeatureConfig
+) -> str:
+    """Settings, features (n-gram orders, buckets, hash: the rows hold token ids only), initial weights
+    and rows (token ids, labels, teacher scores): what a checkpoint must match."""
     parts: list = [type(model).__name__, {k: v for k, v in to_dict(cfg).items() if k not in ("device", "checkpoint")}]
+    parts.append(to_dict(features))
     parts += [v.detach().cpu().numpy() for v in model.state_dict().values()]
     parts.append(train_rows.ids)
     for rows in (train_rows, dev_rows):
@@ -187,7 +191,7 @@ def fit_student(
     from .distributed import world
 
     device = resolve_device(world().device(cfg.device))
-    rid = _run_id(model, cfg, train_rows, dev_rows) if checkpoint else ""
+    rid = _run_id(model, cfg, train_rows, dev_rows, featurizer.cfg) if checkpoint else ""
     model.to(device)
     loss_fn = LOSSES.get(cfg.loss)
     dev_gold = dev_rows.label

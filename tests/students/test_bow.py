@@ -147,3 +147,19 @@ def test_prediction_through_the_scored_tables_equals_training_and_follows_each_s
         with torch.no_grad():
             fast = bow(batch)
         assert torch.allclose(fast, want, atol=1e-6) and fast.abs().max() > 0
+
+
+def test_prediction_tables_follow_weights_replaced_in_eval_mode():
+    f = _featurizer(["好差酒店服务很一般"], ngrams=(2,))
+    torch.manual_seed(0)
+    bow = build_student("bow", {}, Dims(len(f.vocab), 2, 101)).eval()
+    batch = f.batch(["好好差", "酒店服务很一般"])
+    with torch.no_grad():
+        bow(batch)  # builds the tables
+        for _ in range(2):  # a fresh state each time (as torch.func.functional_call swaps tensors in)
+            state = {k: torch.randn_like(v) if k.endswith("weight") else v for k, v in bow.state_dict().items()}
+            bow.load_state_dict(state, assign=True)
+            fast = bow(batch)
+            with torch.enable_grad():
+                want = bow(batch)
+            assert torch.allclose(fast, want, atol=1e-5)

@@ -10,6 +10,7 @@ those vectors. bench/RESULTS.md ("The BOW student") has the measurements behind 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,17 +142,21 @@ class BOW(Student):
         """Per table [rows, width + 1]: the embeddings times their IDF, and IDF^2 as the last column, row 0
         (padding) zero. Summed over a text they give the weighted bag and its squared norm in one
         embedding bag, ~5x faster than weighting per position (measured). Built in eval mode and kept
-        until the module goes back to training (a fused optimiser step changes the weights without
-        bumping their version) or the weights are replaced or copied into (which does)."""
-        key = tuple((t.data_ptr(), t._version) for t in (self.tok.weight, self.idf_tok))
+        while the same tensors hold the same version: going back to training drops them (a fused
+        optimiser step changes weights without bumping their version), and so does replacing a tensor
+        (load_state_dict(assign=True), torch.func.functional_call) or copying into it. Changes made
+        through `.data` are not seen: switch the module to train() and back after such surgery."""
+        tensors = [self.tok.weight, self.idf_tok]
         if self.ngr is not None:
-            key += tuple((t.data_ptr(), t._version) for t in (self.ngr.weight, self.idf_ngr))
-        if getattr(self, "_scored_key", None) != key:
+            tensors += [self.ngr.weight, self.idf_ngr]
+        key = getattr(self, "_scored_key", None)
+        if key is None or any(ref() is not t or v != t._version for (ref, v), t in zip(key, tensors)):
             self._scored = (
                 _scored(self.tok.weight, self.idf_tok),
                 _scored(self.ngr.weight, self.idf_ngr) if self.ngr is not None else None,
             )
-            self._scored_key = key
+            # weak references: a new tensor at a freed one's address (and version 0) is not taken for it
+            self._scored_key = [(weakref.ref(t), t._version) for t in tensors]
         return self._scored
 
     def train(self, mode: bool = True) -> "BOW":
