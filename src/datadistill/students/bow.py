@@ -192,8 +192,8 @@ def _count_docs(df: np.ndarray, ids: np.ndarray) -> None:
 class FoldedBow(nn.Module):
     """A single-text BOW without hidden layer with its head folded in: logits = b + sum_t T[t] w_t,
     T = E W^T per table (row 0, padding, zero; a linear bag's tables are T already), w_t = 1 / count
-    (mean) or idf_t / sqrt(sum idf^2) (tfidf; T is pre-multiplied by idf). Same logits as BOW.forward
-    up to float rounding."""
+    (mean) or idf_t / sqrt(sum idf^2) (tfidf: the tables carry T idf and idf^2, as BOW's prediction
+    tables do, so one gather per table gives both sums). Same logits as BOW.forward up to float rounding."""
 
     def __init__(self, bow: BOW) -> None:
         super().__init__()
@@ -204,10 +204,8 @@ class FoldedBow(nn.Module):
             tok = _folded(bow.tok.weight, weight)
             ngr = _folded(bow.ngr.weight, weight) if bow.ngr is not None else None
             if self.tfidf:
-                tok = tok * bow.idf_tok[:, None]
-                ngr = ngr * bow.idf_ngr[:, None] if ngr is not None else None
-                self.register_buffer("idf2_tok", _padding_zero((bow.idf_tok**2)[:, None]))
-                self.register_buffer("idf2_ngr", _padding_zero((bow.idf_ngr**2)[:, None]) if ngr is not None else None)
+                tok = _scored(tok, bow.idf_tok)
+                ngr = _scored(ngr, bow.idf_ngr) if ngr is not None else None
             self.register_buffer("tok_table", tok)
             self.register_buffer("ngr_table", ngr)
             self.register_buffer("bias", head.bias.detach().clone())
@@ -215,14 +213,11 @@ class FoldedBow(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, ngrams = batch["ids_a"], batch.get("ngr_a")
         use_ngr = self.ngr_table is not None and ngrams is not None
-        total = F.embedding(ids, self.tok_table).sum(1)  # [B, C]
+        total = F.embedding(ids, self.tok_table).sum(1)  # [B, C] ([B, C + 1] for tfidf); row 0 is zero
         if use_ngr:
             total = total + F.embedding(ngrams, self.ngr_table).sum(1)
-        if self.tfidf:  # row 0 (padding) is zero in every table: padding adds nothing
-            sq = F.embedding(ids, self.idf2_tok).sum(1)  # [B, 1]
-            if use_ngr:
-                sq = sq + F.embedding(ngrams, self.idf2_ngr).sum(1)
-            return total / sq.clamp(min=1e-12).sqrt() + self.bias
+        if self.tfidf:
+            return total[:, :-1] / total[:, -1:].clamp(min=1e-12).sqrt() + self.bias
         count = batch["len_a"].clamp(min=1).to(total.dtype)
         if use_ngr:
             count = count + (ngrams != 0).sum(1).to(total.dtype)
@@ -230,13 +225,8 @@ class FoldedBow(nn.Module):
 
 
 def _scored(emb: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
+    """[rows, width + 1]: the embeddings times their IDF, then IDF^2; row 0 (padding) zero."""
     table = torch.cat([emb.detach() * idf[:, None], (idf * idf)[:, None]], 1)
-    table[0] = 0.0
-    return table
-
-
-def _padding_zero(table: torch.Tensor) -> torch.Tensor:
-    table = table.clone()
     table[0] = 0.0
     return table
 
