@@ -164,7 +164,7 @@ def _write_onnx(model, featurizer, path: Path, opset: int, quantize: str | None,
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             with _quiet():
-                quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+                quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, reduce_range=True)
     finally:
         if fp32 != path:
             fp32.unlink(missing_ok=True)
