@@ -13,7 +13,8 @@ pair-order ratio of the positive class (what counts for a matching task), as the
 
 The run's label step must be done (part.0 and part.1 exist). `--set` overrides the run config as
 `datadistill run` does; `--tag` names the variant in the output. Models go to
-WORK/seeds/<student>_<tag>_<kind>_s<seed>/; the table to bench/out/seeds_<config>_<student>_<tag>.json.
+WORK/seeds/<student>_<tag>_<kind>_s<seed>/; the table to bench/out/seeds_<config>_<student>_<tag>.json,
+which keeps the rows of an earlier run of the same variant (same overrides) for other kinds or seeds.
 """
 
 from __future__ import annotations
@@ -83,11 +84,19 @@ def main() -> None:
                     + f" ({seconds:.0f}s)",
                     flush=True,
                 )
+    who = args.student or "all"
+    out = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
+    if out.exists():  # the same variant run before: keep its rows of other kinds and seeds
+        before = json.loads(out.read_text())
+        if before.get("overrides") == args.overrides:
+            done = {(r["student"], r["kind"], r["seed"]) for r in rows}
+            rows = [r for r in before["rows"] if (r["student"], r["kind"], r["seed"]) not in done] + rows
+    kinds_run = [k for k in ("base", "distilled") if any(r["kind"] == k for r in rows)]
     summary = {}
     keys = ["dev", "test", "test_macro_f1"] + (["test_pair_order"] if rows and rows[0]["test_pair_order"] else [])
     print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} " + " ".join(f"{k + ' mean ± sd':>24}" for k in keys))
     for name in names:
-        for kind in args.kinds.split(","):
+        for kind in kinds_run:
             r = [x for x in rows if x["kind"] == kind and x["student"] == name]
             s = {}
             for k in keys:
@@ -100,8 +109,6 @@ def main() -> None:
                 f"{name:<8} {args.tag:<14} {kind:<9} {len(r):>2} "
                 + " ".join(f"{s[k][0]:16.2f} ± {s[k][1]:5.2f}" for k in keys)
             )
-    who = args.student or "all"
-    out = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(

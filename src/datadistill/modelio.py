@@ -12,6 +12,7 @@ metrics.json       dev/test metrics of the run that made it (informative; not ne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -74,6 +75,7 @@ def save_model(
 
 # Settings added after the first model folders were written, at the values those folders were made with
 LEGACY_FEATURES = {"ngram_hash": "poly"}
+LEGACY_MODEL = {"match": False}  # for the students whose hyper-parameters have the key
 
 
 def read_folder(
@@ -117,6 +119,15 @@ def read_folder(
     return config, featurizer, label_map
 
 
+def _with_legacy_model(arch: str, params: dict) -> dict:
+    from .students import STUDENTS
+
+    if arch not in STUDENTS:
+        return params  # build_student names the unknown architecture
+    names = {f.name for f in dataclasses.fields(STUDENTS.get(arch)[1])}
+    return {**{k: v for k, v in LEGACY_MODEL.items() if k in names}, **params}
+
+
 def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict]:
     """(network in eval mode, featurizer, label map, config) from a model folder."""
     from safetensors.torch import load_file
@@ -131,7 +142,7 @@ def load_folder(folder: str | Path) -> tuple[Student, Featurizer, LabelMap, dict
     except Exception as e:  # noqa: BLE001
         raise ModelFolderError(f"{folder / 'config.json'}: cannot read model config ({e})") from None
     try:
-        model = build_student(config["arch"], config["model"], dims)
+        model = build_student(config["arch"], _with_legacy_model(config["arch"], config["model"]), dims)
     except Exception as e:  # noqa: BLE001 - an edited arch or hyper-parameter
         raise ModelFolderError(f"{folder / 'config.json'}: cannot build the model it describes ({e})") from None
     try:

@@ -2,18 +2,22 @@
 
 A student encodes one side of the input into a vector u [B, H]; for single texts the logits are
 head(u), for pairs head([u, v, |u-v|, u*v]) with one encoder shared by both sides (Conneau et al. 2017).
+With `match` (on for pairs) each encoder also sees which of its tokens and n-grams occur in the other
+text, the exact-match feature of reading-comprehension and matching models (Chen et al. 2017, DrQA):
+a siamese encoder alone cannot tell which words two questions share.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import from_dict
+from ..config import ConfigError, from_dict
 from ..registry import Registry
 
 STUDENTS: Registry[tuple[type, type]] = Registry("student")
@@ -28,6 +32,17 @@ def register_student(name: str, config_cls: type):
         return cls
 
     return deco
+
+
+@dataclass
+class PairOptions:
+    """Hyper-parameters every student has for text pairs (each student's config inherits them)."""
+
+    match: bool | None = None  # mark the tokens and n-grams a text shares with its pair; None: on for pairs
+
+
+# What one text of a pair shares with the other: (tokens [B, L], n-grams [B, G] or None), True where shared
+Shared = tuple[torch.Tensor, "torch.Tensor | None"]
 
 
 @dataclass
@@ -56,20 +71,42 @@ class Student(nn.Module, abc.ABC):
 
     def __init__(self, cfg: Any, dims: Dims) -> None:
         super().__init__()
+        if isinstance(cfg, PairOptions):
+            if cfg.match is None:
+                cfg = dataclasses.replace(cfg, match=dims.pair)
+            elif cfg.match and not dims.pair:
+                raise ConfigError(
+                    "match marks the words a text shares with its pair, and this data has single texts: "
+                    "remove student.model.match or set it to false"
+                )
         self.cfg, self.dims = cfg, dims
 
+    @property
+    def matching(self) -> bool:
+        """Whether the encoders see what the two texts of a pair share."""
+        return bool(getattr(self.cfg, "match", False))
+
     def build_embeddings(self, emb_dim: int, dropout: float) -> None:
-        """Token (+ position-aligned hashed bigram) embeddings for sequence students: emb, bigram, emb_drop."""
+        """Token (+ position-aligned hashed bigram) embeddings for sequence students: emb, bigram, emb_drop,
+        and with `match` one learned vector per shared state (char shared? bigram shared?), added."""
         self.emb = nn.Embedding(self.dims.vocab_size, emb_dim, padding_idx=0)
         self.bigram = nn.Embedding(self.dims.ngram_buckets, emb_dim, padding_idx=0) if self.dims.ngram_buckets else None
-        init_embeddings(self.emb, self.bigram)
+        # rows: 0 padding (zero, so a batch's padding width never changes a window), then 1 + shared state
+        self.shared_emb = nn.Embedding(5, emb_dim, padding_idx=0) if self.matching else None
+        init_embeddings(self.emb, self.bigram, self.shared_emb)
         self.emb_drop = nn.Dropout(dropout)
 
-    def embed(self, ids: torch.Tensor, ngrams: torch.Tensor | None) -> torch.Tensor:
-        """ids [B, L] -> char (+ char-bigram) embeddings [B, L, E], dropout applied."""
+    def embed(self, ids: torch.Tensor, ngrams: torch.Tensor | None, shared: Shared | None = None) -> torch.Tensor:
+        """ids [B, L] -> char (+ char-bigram) (+ shared-state) embeddings [B, L, E], dropout applied."""
         x = self.emb(ids)
+        width = ids.size(1)
         if self.bigram is not None and ngrams is not None:
-            x = x + self.bigram(aligned_ngrams(ngrams, ids.size(1)))
+            x = x + self.bigram(aligned_ngrams(ngrams, width))
+        if self.shared_emb is not None and shared is not None:
+            state = 1 + shared[0].long()  # [B, L]: + 1 where the char occurs in the other text, + 2 for its bigram
+            if self.bigram is not None and shared[1] is not None:
+                state = state + 2 * aligned_ngrams(shared[1].long(), width)
+            x = x + self.shared_emb(state * (ids != 0))
         return self.emb_drop(x)
 
     def build_head(self, dropout: float) -> None:
@@ -77,8 +114,11 @@ class Student(nn.Module, abc.ABC):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, self.dims.num_labels))
 
     @abc.abstractmethod
-    def encode(self, ids: torch.Tensor, lengths: torch.Tensor, ngrams: torch.Tensor | None) -> torch.Tensor:
-        """ids [B, L] (0 = padding), lengths [B], ngrams [B, G] or None -> [B, out_dim]."""
+    def encode(
+        self, ids: torch.Tensor, lengths: torch.Tensor, ngrams: torch.Tensor | None, shared: Shared | None = None
+    ) -> torch.Tensor:
+        """ids [B, L] (0 = padding), lengths [B], ngrams [B, G] or None, and for a matching pair student
+        what this text shares with the other (see `shared_with`) -> [B, out_dim]."""
 
     def for_export(self) -> nn.Module:
         """The network as an ONNX export should trace it: the same logits from the same batch dict,
@@ -86,11 +126,26 @@ class Student(nn.Module, abc.ABC):
         return self
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        u = self.encode(batch["ids_a"], batch["len_a"], batch.get("ngr_a"))
-        if self.dims.pair:
-            v = self.encode(batch["ids_b"], batch["len_b"], batch.get("ngr_b"))
-            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
-        return self.head(u)  # [B, num_labels]
+        ids_a, ngr_a = batch["ids_a"], batch.get("ngr_a")
+        if not self.dims.pair:
+            return self.head(self.encode(ids_a, batch["len_a"], ngr_a))  # [B, num_labels]
+        ids_b, ngr_b = batch["ids_b"], batch.get("ngr_b")
+        shared_a = shared_b = None
+        if self.matching:
+            shared_a = (shared_with(ids_a, ids_b), shared_with(ngr_a, ngr_b))
+            shared_b = (shared_with(ids_b, ids_a), shared_with(ngr_b, ngr_a))
+        u = self.encode(ids_a, batch["len_a"], ngr_a, shared_a)
+        v = self.encode(ids_b, batch["len_b"], ngr_b, shared_b)
+        return self.head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))  # [B, num_labels]
+
+
+def shared_with(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+    """x [B, L], y [B, M] (0 = padding) -> [B, L], True where x's id is not padding and occurs in the same
+    row of y. The [B, L, M] comparison is small for the short texts pairs hold; a count rather than
+    any() keeps the ONNX graph to common operators."""
+    if x is None or y is None:
+        return None
+    return ((x[:, :, None] == y[:, None, :]).sum(-1) > 0) & (x != 0)
 
 
 def build_student(arch: str, params: dict, dims: Dims) -> Student:

@@ -4,7 +4,9 @@ Two forms. The default for single texts is a linear bag, as the classical TF-IDF
 and n-gram has one weight per label, weighted by its IDF (fitted on the training texts) and
 normalised to unit L2 norm over the text's positions. For pairs (and with emb_dim > 0) each text is
 the mean of emb_dim-wide embeddings, read by a (hidden layer and a) linear head; the pair head needs
-those vectors. bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
+those vectors. With `match` (pairs) a second bag holds only what the text does not share with its
+pair, beside the bag of all: a mean has no other way to tell shared words from the rest.
+bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, check_ranges, from_dict
-from .base import Dims, Student, register_student
+from .base import Dims, PairOptions, Student, register_student
 
 WEIGHTINGS = ("tfidf", "mean")
 
 
 @dataclass
-class BowConfig:
+class BowConfig(PairOptions):
     emb_dim: int | None = None  # 0: a linear bag (one weight per label); None: 0 for single texts, else 64
     hidden: int = 0  # 0: no hidden layer (a linear model on the bag, as fastText)
     dropout: float = 0.2  # on the bag vector; a linear bag has none (its bag already holds the logits)
@@ -67,8 +69,8 @@ class BOW(Student):
         return 1_000_000 if linear else 100_000
 
     def __init__(self, cfg: BowConfig, dims: Dims) -> None:
-        cfg = cfg.resolved(dims.pair)
-        super().__init__(cfg, dims)
+        super().__init__(cfg.resolved(dims.pair), dims)
+        cfg = self.cfg
         width = cfg.emb_dim or dims.num_labels  # a linear bag's tables hold logits
         self.tok = nn.EmbeddingBag(dims.vocab_size, width, mode="sum", padding_idx=0)
         self.ngr = nn.EmbeddingBag(dims.ngram_buckets, width, mode="sum", padding_idx=0) if dims.ngram_buckets else None
@@ -85,8 +87,9 @@ class BOW(Student):
             self.out_dim = dims.num_labels
             self.head = Bias(dims.num_labels)
         else:
-            self.mlp = nn.Sequential(nn.Linear(cfg.emb_dim, cfg.hidden), nn.Tanh()) if cfg.hidden else nn.Identity()
-            self.out_dim = cfg.hidden or cfg.emb_dim
+            bag_dim = cfg.emb_dim * (2 if self.matching else 1)  # [all | not shared]
+            self.mlp = nn.Sequential(nn.Linear(bag_dim, cfg.hidden), nn.Tanh()) if cfg.hidden else nn.Identity()
+            self.out_dim = cfg.hidden or bag_dim
             self.build_head(cfg.dropout)
 
     def fit_idf(self, sides) -> None:
@@ -108,8 +111,10 @@ class BOW(Student):
             if df_ngr is not None:
                 self.idf_ngr.copy_(torch.from_numpy(np.log((1 + n) / (1 + df_ngr)) + 1))
 
-    def encode(self, ids, lengths, ngrams):
+    def encode(self, ids, lengths, ngrams, shared=None):
         use_ngr = self.ngr is not None and ngrams is not None
+        if shared is not None:
+            return self._encode_matched(ids, lengths, ngrams if use_ngr else None, shared)
         if (
             self.cfg.weighting == "tfidf"
             and not self.training
@@ -137,6 +142,21 @@ class BOW(Student):
             total = total + bag_sum(self.ngr, ngrams)
             count = count + (ngrams != 0).sum(1).to(total.dtype)
         return self.mlp(total / count[:, None])  # [B, out_dim]
+
+    def _encode_matched(self, ids, lengths, ngrams, shared) -> torch.Tensor:
+        """[bag of all | bag of what is not shared with the pair] -> [B, out_dim]; both bags weighted
+        and normalised as the bag of all is, so the second one's size says how much is not shared."""
+        tfidf = self.cfg.weighting == "tfidf"
+        w = self.idf_tok[ids] * (ids != 0) if tfidf else (ids != 0).to(self.tok.weight.dtype)  # [B, L]
+        total, apart = bag_sum(self.tok, ids, w), bag_sum(self.tok, ids, w * ~shared[0])
+        norm = (w * w).sum(1) if tfidf else lengths.clamp(min=1).to(total.dtype)
+        if ngrams is not None:
+            wn = self.idf_ngr[ngrams] * (ngrams != 0) if tfidf else (ngrams != 0).to(total.dtype)  # [B, G]
+            total = total + bag_sum(self.ngr, ngrams, wn)
+            apart = apart + bag_sum(self.ngr, ngrams, wn * ~shared[1])
+            norm = norm + ((wn * wn).sum(1) if tfidf else (ngrams != 0).sum(1).to(total.dtype))
+        norm = norm.clamp(min=1e-12).sqrt() if tfidf else norm
+        return self.mlp(torch.cat([total, apart], dim=-1) / norm[:, None])
 
     def _scored_tables(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per table [rows, width + 1]: the embeddings times their IDF, and IDF^2 as the last column, row 0

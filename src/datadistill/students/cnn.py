@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, check_ranges
-from .base import Dims, Student, length_mask, register_student
+from .base import Dims, PairOptions, Student, length_mask, register_student
 
 
 @dataclass
-class CnnConfig:
+class CnnConfig(PairOptions):
     emb_dim: int = 64
     filters: int = 64
     widths: list[int] = field(default_factory=lambda: [2, 3])
@@ -38,8 +38,8 @@ class CNN(Student):
         self.out_dim = cfg.filters * len(cfg.widths)
         self.build_head(cfg.dropout)
 
-    def encode(self, ids, lengths, ngrams):
-        x = self.embed(ids, ngrams).transpose(1, 2)  # [B, E, L]
+    def encode(self, ids, lengths, ngrams, shared=None):
+        x = self.embed(ids, ngrams, shared).transpose(1, 2)  # [B, E, L]
         pooled = []
         for conv in self.convs:
             w = conv.kernel_size[0]

@@ -9,11 +9,11 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import check_ranges
-from .base import Dims, Student, length_mask, masked_max, masked_mean, register_student
+from .base import Dims, PairOptions, Student, length_mask, masked_max, masked_mean, register_student
 
 
 @dataclass
-class LstmConfig:
+class LstmConfig(PairOptions):
     emb_dim: int = 64
     hidden: int = 96
     layers: int = 1
@@ -43,8 +43,8 @@ class LSTM(Student):
         self.out_dim = 4 * cfg.hidden
         self.build_head(cfg.dropout)
 
-    def encode(self, ids, lengths, ngrams):
-        x = self.embed(ids, ngrams)  # [B, L, E]
+    def encode(self, ids, lengths, ngrams, shared=None):
+        x = self.embed(ids, ngrams, shared)  # [B, L, E]
         lengths = lengths.clamp(min=1)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True)  # [B, L', 2H]

@@ -1,0 +1,109 @@
+"""Pair students that see what the two texts share (`match`): the shared marks, what each student does
+with them, and model folders written before the setting existed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from datadistill.config import ConfigError
+from datadistill.modelio import load_folder
+from datadistill.student import load_run_config, train_student
+from datadistill.students import build_student
+from datadistill.students.base import Dims, shared_with
+from datadistill.text import Vocab
+from datadistill.text.features import FeatureConfig, Featurizer
+
+SMALL = {
+    "bow": {"emb_dim": 16},
+    "cnn": {"emb_dim": 16, "filters": 8, "widths": [2, 3]},
+    "lstm": {"emb_dim": 16, "hidden": 8},
+}
+
+
+def _featurizer(ngrams=(2,)) -> Featurizer:
+    vocab = Vocab.build([list("北京上海天气怎么样今天明天")])
+    return Featurizer(FeatureConfig(tokenizer="char", max_len=64, ngrams=list(ngrams), ngram_buckets=97), vocab)
+
+
+def test_shared_marks_ids_found_in_the_other_row_never_padding():
+    x = torch.tensor([[5, 6, 7, 0], [3, 3, 0, 0]])
+    y = torch.tensor([[7, 9, 0], [4, 0, 0]])
+    assert shared_with(x, y).tolist() == [[False, False, True, False], [False, False, False, False]]
+    assert shared_with(y, x).tolist() == [[True, False, False], [False, False, False]]
+    assert shared_with(None, y) is None and shared_with(x, None) is None
+
+
+@pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])
+def test_match_is_on_for_pairs_by_default_and_refused_for_single_texts(arch):
+    dims = Dims(vocab_size=20, num_labels=2, ngram_buckets=97, pair=True)
+    assert build_student(arch, SMALL[arch], dims).cfg.match is True
+    assert build_student(arch, {**SMALL[arch], "match": False}, dims).cfg.match is False
+    single = Dims(vocab_size=20, num_labels=2, ngram_buckets=97)
+    assert build_student(arch, SMALL[arch], single).cfg.match is False
+    with pytest.raises(ConfigError) as e:
+        build_student(arch, {**SMALL[arch], "match": True}, single)
+    assert str(e.value) == (
+        "match marks the words a text shares with its pair, and this data has single texts: "
+        "remove student.model.match or set it to false"
+    )
+
+
+@pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])
+def test_a_pair_gets_the_same_logits_alone_and_in_a_padded_batch(arch):
+    f = _featurizer((2, 3) if arch == "bow" else (2,))
+    model = build_student(arch, SMALL[arch], Dims(len(f.vocab), 2, 97, pair=True)).eval()
+    with torch.no_grad():
+        if arch != "bow":  # shared states far from zero, so one at a padded position would show
+            model.shared_emb.weight[1:].normal_()
+        alone = model(f.batch(["北京天气"], ["上海天气怎么样"]))
+        padded = model(f.batch(["北京天气", "今天明天北京上海天气怎么样"], ["上海天气怎么样", "明天"]))[:1]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_the_matched_bow_adds_a_bag_of_what_is_not_shared():
+    f = _featurizer(())
+    model = build_student("bow", {"emb_dim": 4, "dropout": 0.0}, Dims(len(f.vocab), 2, 0, pair=True)).eval()
+    a = f.batch(["北京天气", "北京天气"])
+    ids, lengths = a["ids_a"], a["len_a"]
+    emb = model.tok.weight.detach()
+    nothing = torch.zeros_like(ids, dtype=torch.bool)
+    out = model.encode(ids, lengths, None, (nothing, None))
+    mean = emb[ids[0]].mean(0)
+    assert torch.allclose(out[0, :4], mean) and torch.allclose(out[0, 4:], mean)  # nothing shared: both bags equal
+    weather = torch.tensor([[False, False, True, True]] * 2)  # "天气" shared with the other text
+    out = model.encode(ids, lengths, None, (weather, None))
+    assert torch.allclose(out[0, :4], mean)
+    assert torch.allclose(out[0, 4:], emb[ids[0, :2]].sum(0) / 4)  # 北京 only, over the 4 positions
+    assert model.out_dim == 8 and model.head[-1].in_features == 32  # [u, v, |u-v|, u*v] of 8 each
+
+
+def test_a_pair_folder_written_before_match_loads_without_it(tmp_path, write_tsv):
+    rows = [("1", "北京天气", "北京的天气"), ("0", "北京天气", "上海天气"), ("1", "今天怎么样", "今天如何")] * 12
+    header = ("label", "text_a", "text_b")
+    train, dev = write_tsv(tmp_path / "train.tsv", rows, header), write_tsv(tmp_path / "dev.tsv", rows[:9], header)
+    overrides = [
+        f"data.train={train}",
+        f"data.dev={dev}",
+        "student.arch=cnn",
+        'student.model={"emb_dim": 8, "filters": 4, "widths": [2], "match": false}',
+        "train.epochs=1",
+        f"output={tmp_path / 'cnn'}",
+    ]
+    train_student(load_run_config(None, overrides))
+    folder = tmp_path / "cnn"
+    model, featurizer, _, config = load_folder(folder)
+    assert config["model"]["match"] is False
+    batch = featurizer.batch(["北京天气"], ["上海天气"])
+    want = model(batch)
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    del config["model"]["match"]  # what the folders of earlier versions hold
+    (old / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    model, _, _, _ = load_folder(old)
+    assert model.cfg.match is False and model.shared_emb is None
+    np.testing.assert_allclose(model(batch).detach().numpy(), want.detach().numpy(), atol=1e-6)
