@@ -278,6 +278,14 @@ CASES = [
         "null_label.jsonl, line 1: empty label (null)",
     ),
     Case("a null student", ["run", "{pipe}", "--set", "students.bow=null"], 2, "students.bow: expected an object"),
+    Case(
+        "match on single texts, refused before the teacher",
+        ["run", "{pipe}", "--set", "students.bow.model.match=true"],
+        2,
+        "students.bow.model: match marks the words a text shares with its pair, and this data has single texts: "
+        "remove match from the student's model settings or set it to false",
+        absent=["{tmp}/work/student", "{tmp}/work/.steps"],
+    ),
     Case("a null distill section", ["run", "{pipe}", "--set", "distill=null"], 2, "distill: expected an object"),
     Case(
         "duplicate labels for an external teacher",

@@ -207,7 +207,8 @@ class Pipeline:
             log.info(f"[{name}] done in {time.perf_counter() - t0:.0f}s")
 
     def _check_inputs(self) -> None:
-        """Every data file the run reads must exist before the first step (not after an hour of teacher)."""
+        """Every data file the run reads must exist, and every student's settings fit the data (single
+        texts or pairs), before the first step (not after an hour of teacher)."""
         d = self.cfg.data
         for key, path in [("data.train", d.train), ("data.dev", d.dev), ("data.test", d.test)] + [
             (f"data.unlabelled[{i}]", u) for i, u in enumerate(d.unlabelled)
@@ -219,6 +220,18 @@ class Pipeline:
                     + ("is a folder, expected a file" if p.is_dir() else "file does not exist")
                     + f" ({key})"
                 )
+        if not self.cfg.students:
+            return
+        from .students import STUDENTS
+
+        first = next(iter(ExampleReader(d.train, label_column=d.label_column, skip_bad_lines=True)), None)
+        pair = first is not None and first.text_b is not None
+        for name, s in self.cfg.students.items():
+            cls, cfg_cls = STUDENTS.get(s.arch)
+            try:
+                cls.resolved_config(from_dict(cfg_cls, s.model), pair)
+            except ConfigError as e:
+                raise ConfigError(f"students.{name}.model: {e}") from None
 
     def _check_upstream(self, chosen: list[str], force: bool, ran: bool = False) -> None:
         """Refuse to run a chosen step while a step it reads from, not chosen, is out of date or will be

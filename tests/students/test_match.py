@@ -30,12 +30,24 @@ def _featurizer(ngrams=(2,)) -> Featurizer:
     return Featurizer(FeatureConfig(tokenizer="char", max_len=64, ngrams=list(ngrams), ngram_buckets=97), vocab)
 
 
-def test_shared_marks_ids_found_in_the_other_row_never_padding():
-    x = torch.tensor([[5, 6, 7, 0], [3, 3, 0, 0]])
-    y = torch.tensor([[7, 9, 0], [4, 0, 0]])
-    assert shared_with(x, y).tolist() == [[False, False, True, False], [False, False, False, False]]
-    assert shared_with(y, x).tolist() == [[True, False, False], [False, False, False]]
+def test_shared_marks_ids_found_in_the_other_row_never_padding_or_unknown():
+    x = torch.tensor([[5, 6, 7, 0], [3, 3, 1, 0]])
+    y = torch.tensor([[7, 9, 0], [1, 3, 0]])
+    assert shared_with(x, y).tolist() == [[False, False, True, False], [True, True, True, False]]
+    assert shared_with(x, y, first_known=2).tolist() == [[False, False, True, False], [True, True, False, False]]
+    assert shared_with(y, x, 2).tolist() == [[True, False, False], [False, True, False]]
     assert shared_with(None, y) is None and shared_with(x, None) is None
+
+
+def test_an_unknown_char_or_its_bigram_is_not_marked_shared():
+    f = _featurizer()
+    model = build_student("cnn", SMALL["cnn"], Dims(len(f.vocab), 2, 97, pair=True)).eval()
+    seen = {}
+    model.shared_emb.register_forward_pre_hook(lambda _m, args: seen.setdefault("state", args[0].tolist()) and None)
+    with torch.no_grad():
+        model(f.batch(["北京龘"], ["龘北京"]))  # 龘 is not in the vocabulary: [UNK] on both sides
+    # 北: char shared (+1), bigram 北京 shared (+2); 京: char shared, bigram 京[UNK] not; [UNK]: nothing
+    assert seen["state"][0] == [4, 2, 1]
 
 
 @pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])
@@ -49,7 +61,7 @@ def test_match_is_on_for_pairs_by_default_and_refused_for_single_texts(arch):
         build_student(arch, {**SMALL[arch], "match": True}, single)
     assert str(e.value) == (
         "match marks the words a text shares with its pair, and this data has single texts: "
-        "remove student.model.match or set it to false"
+        "remove match from the student's model settings or set it to false"
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, from_dict
@@ -71,15 +72,21 @@ class Student(nn.Module, abc.ABC):
 
     def __init__(self, cfg: Any, dims: Dims) -> None:
         super().__init__()
+        self.cfg, self.dims = type(self).resolved_config(cfg, dims.pair), dims
+
+    @classmethod
+    def resolved_config(cls, cfg: Any, pair: bool) -> Any:
+        """The hyper-parameters left None made concrete for single texts or pairs (what a model folder
+        keeps); ConfigError when they do not fit the data. The pipeline calls it before its first step."""
         if isinstance(cfg, PairOptions):
             if cfg.match is None:
-                cfg = dataclasses.replace(cfg, match=dims.pair)
-            elif cfg.match and not dims.pair:
+                cfg = dataclasses.replace(cfg, match=pair)
+            elif cfg.match and not pair:
                 raise ConfigError(
                     "match marks the words a text shares with its pair, and this data has single texts: "
-                    "remove student.model.match or set it to false"
+                    "remove match from the student's model settings or set it to false"
                 )
-        self.cfg, self.dims = cfg, dims
+        return cfg
 
     @property
     def matching(self) -> bool:
@@ -105,7 +112,9 @@ class Student(nn.Module, abc.ABC):
         if self.shared_emb is not None and shared is not None:
             state = 1 + shared[0].long()  # [B, L]: + 1 where the char occurs in the other text, + 2 for its bigram
             if self.bigram is not None and shared[1] is not None:
-                state = state + 2 * aligned_ngrams(shared[1].long(), width)
+                # a bigram holding [UNK] (id 1) says nothing about what the texts share: not marked
+                known = (ids > 1) & F.pad(ids[:, 1:] > 1, (0, 1))  # tokens t and t + 1 known
+                state = state + 2 * (aligned_ngrams(shared[1].long(), width) * known)
             x = x + self.shared_emb(state * (ids != 0))
         return self.emb_drop(x)
 
@@ -132,20 +141,23 @@ class Student(nn.Module, abc.ABC):
         ids_b, ngr_b = batch["ids_b"], batch.get("ngr_b")
         shared_a = shared_b = None
         if self.matching:
-            shared_a = (shared_with(ids_a, ids_b), shared_with(ngr_a, ngr_b))
-            shared_b = (shared_with(ids_b, ids_a), shared_with(ngr_b, ngr_a))
+            shared_a = (shared_with(ids_a, ids_b, 2), shared_with(ngr_a, ngr_b))
+            shared_b = (shared_with(ids_b, ids_a, 2), shared_with(ngr_b, ngr_a))
         u = self.encode(ids_a, batch["len_a"], ngr_a, shared_a)
         v = self.encode(ids_b, batch["len_b"], ngr_b, shared_b)
         return self.head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))  # [B, num_labels]
 
 
-def shared_with(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
-    """x [B, L], y [B, M] (0 = padding) -> [B, L], True where x's id is not padding and occurs in the same
-    row of y. The [B, L, M] comparison is small for the short texts pairs hold; a count rather than
-    any() keeps the ONNX graph to common operators."""
+def shared_with(x: torch.Tensor | None, y: torch.Tensor | None, first_known: int = 1) -> torch.Tensor | None:
+    """x [B, L], y [B, M] -> [B, L], True where x's id is at least `first_known` (token ids: 2, so that
+    padding and [UNK] are never shared; n-gram ids: 1, padding only) and occurs in the same row of y.
+    The comparison holds B x L x M booleans (64 pairs of 1,000 ids: 64 MB); an ONNX export reduces
+    it as bytes (ReduceMax), not as 8-byte counts."""
     if x is None or y is None:
         return None
-    return ((x[:, :, None] == y[:, None, :]).sum(-1) > 0) & (x != 0)
+    eq = x[:, :, None] == y[:, None, :]  # [B, L, M]
+    hit = eq.to(torch.uint8).amax(-1) > 0 if torch.jit.is_tracing() else eq.any(-1)
+    return hit & (x >= first_known)
 
 
 def build_student(arch: str, params: dict, dims: Dims) -> Student:

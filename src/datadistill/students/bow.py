@@ -68,8 +68,12 @@ class BOW(Student):
             linear = False  # the model's own check names the problem when it is built
         return 1_000_000 if linear else 100_000
 
+    @classmethod
+    def resolved_config(cls, cfg: BowConfig, pair: bool) -> BowConfig:
+        return super().resolved_config(cfg.resolved(pair), pair)
+
     def __init__(self, cfg: BowConfig, dims: Dims) -> None:
-        super().__init__(cfg.resolved(dims.pair), dims)
+        super().__init__(cfg, dims)
         cfg = self.cfg
         width = cfg.emb_dim or dims.num_labels  # a linear bag's tables hold logits
         self.tok = nn.EmbeddingBag(dims.vocab_size, width, mode="sum", padding_idx=0)
