@@ -59,6 +59,10 @@ def models(tmp_path_factory, sentiment_module, write_tsv_module, student_config_
     del cfg["student"]["features"]["ngram_buckets"]
     train_student(cfg)
     found[("bow-linear", False)] = tmp / "linear" / "bow"
+    cfg = student_config_module(pair_files, tmp / "pair-linear", "bow", epochs=1)
+    cfg["student"]["model"] = {}  # the default pair BOW: a linear bag of what the texts share and what not
+    train_student(cfg)
+    found[("bow-linear", True)] = tmp / "pair-linear" / "bow"
     return found
 
 
@@ -73,6 +77,7 @@ CASES = [
     ("bow-hidden", False),
     ("bow-linear", False),
     ("bow", True),
+    ("bow-linear", True),
     ("cnn", True),
     ("lstm", True),
 ]
@@ -98,7 +103,7 @@ def test_onnx_probabilities_equal_torch_within_1e_5(arch, pair, models, tmp_path
     assert info["probe_max_abs_logit_diff"] <= 1e-4 and info["command"] == "datadistill export (test)"
     inputs = {"ids_a", "len_a", "ngr_a"} | ({"ids_b", "len_b", "ngr_b"} if pair else set())
     if arch == "bow-linear":  # a TF-IDF bag normalises by its weights, not by the length
-        inputs.discard("len_a")
+        inputs -= {"len_a", "len_b"}
     assert set(info["inputs"]) == inputs
 
 

@@ -85,18 +85,17 @@ def test_defaults_resolve_for_single_texts_and_pairs():
     single = build_student("bow", {}, Dims(30, 2, 1_000_000))
     assert (single.cfg.emb_dim, single.cfg.weighting) == (0, "tfidf")
     assert single.tok.weight.shape == (30, 2) and not single.tok.weight.any()  # unseen n-grams add nothing
-    pair = build_student("bow", {}, Dims(30, 2, 100_000, pair=True))
-    assert (pair.cfg.emb_dim, pair.cfg.weighting) == (64, "mean")
+    pair = build_student("bow", {}, Dims(30, 2, 1_000_000, pair=True))
+    assert (pair.cfg.emb_dim, pair.cfg.weighting, pair.cfg.match) == (0, "tfidf", True)  # a linear pair bag
     assert build_student("bow", {"emb_dim": 64}, Dims(30, 2, 97)).cfg.weighting == "mean"
     assert build_student("bow", {"emb_dim": 64, "weighting": "tfidf"}, Dims(30, 2, 97)).cfg.weighting == "tfidf"
-    assert BOW.default_buckets({}, pair=False) == 1_000_000 and BOW.default_buckets({}, pair=True) == 100_000
+    assert BOW.default_buckets({}, pair=False) == 1_000_000 and BOW.default_buckets({}, pair=True) == 1_000_000
+    assert BOW.default_buckets({"emb_dim": 64}, pair=True) == 100_000
     assert BOW.default_buckets({"emb_dim": 64}, pair=False) == 100_000
     hidden = build_student("bow", {"hidden": 16}, Dims(30, 2, 97))  # a hidden layer needs a vector to read
     assert (hidden.cfg.emb_dim, hidden.cfg.weighting) == (64, "mean") and BOW.default_buckets(
         {"hidden": 16}, False
     ) == 100_000
-    with pytest.raises(ConfigError, match="emb_dim 0 \\(a linear bag\\) reads single texts; .* e.g. 64"):
-        build_student("bow", {"emb_dim": 0}, Dims(30, 2, 97, pair=True))
 
 
 def test_a_folder_from_before_the_mix_hash_reads_text_as_it_was_trained(tmp_path):

@@ -94,6 +94,44 @@ def test_the_matched_bow_adds_a_bag_of_what_is_not_shared():
     assert model.out_dim == 8 and model.head[-1].in_features == 32  # [u, v, |u-v|, u*v] of 8 each
 
 
+def test_the_linear_pair_bag_weighs_shared_ngrams_by_both_sides_and_the_rest_by_their_own():
+    f = _featurizer(())
+    model = build_student("bow", {}, Dims(len(f.vocab), 2, 0, pair=True)).eval()
+    assert (model.cfg.emb_dim, model.cfg.weighting, model.cfg.match) == (0, "tfidf", True)
+    with torch.no_grad():
+        for t in (model.tok, model.tok_both):
+            t.weight.normal_()
+        model.idf_tok.uniform_(1.0, 3.0)
+        model.head.bias.normal_()
+    batch = f.batch(["北京天气天气", "今天"], ["上海天气", "明天怎么样"])
+    ids_a, ids_b = batch["ids_a"][0], batch["ids_b"][0]
+    idf, apart, both = model.idf_tok, model.tok.weight, model.tok_both.weight
+    wa = idf[ids_a] * (ids_a != 0) / (idf[ids_a] * (ids_a != 0)).norm()  # unit L2 norm over positions
+    wb = idf[ids_b] * (ids_b != 0) / (idf[ids_b] * (ids_b != 0)).norm()
+    v = f.vocab.stoi
+    tian, qi = v["天"], v["气"]
+    # 天 and 气 twice in a, once in b: product of the two sides' weights, each occurrence pair counted
+    want = model.head.bias + 2 * (wa[2] * wb[2]) * both[tian] + 2 * (wa[3] * wb[3]) * both[qi]
+    want = want + wa[0] * apart[v["北"]] + wa[1] * apart[v["京"]] + wb[0] * apart[v["上"]] + wb[1] * apart[v["海"]]
+    with torch.no_grad():
+        got = model(batch)
+        swapped = model(f.batch(["上海天气", "明天怎么样"], ["北京天气天气", "今天"]))
+    assert torch.allclose(got[0], want, atol=1e-5)
+    assert torch.allclose(got, swapped, atol=1e-6)  # the same for (a, b) and (b, a)
+    alone = model(f.batch(["今天"], ["明天怎么样"]))
+    assert torch.allclose(alone, got[1:], atol=1e-5)  # padding adds nothing
+
+
+def test_a_linear_pair_bag_needs_match():
+    with pytest.raises(ConfigError) as e:
+        build_student("bow", {"match": False}, Dims(30, 2, 97, pair=True))
+    assert str(e.value) == (
+        "a linear pair bag (emb_dim 0) compares two texts by the words they share, and match is false: "
+        "remove student.model.match (it is on for pairs), or set student.model.emb_dim above 0, e.g. 64"
+    )
+    assert build_student("bow", {"match": False, "emb_dim": 8}, Dims(30, 2, 97, pair=True)).cfg.emb_dim == 8
+
+
 def test_a_pair_folder_written_before_match_loads_without_it(tmp_path, write_tsv):
     rows = [("1", "北京天气", "北京的天气"), ("0", "北京天气", "上海天气"), ("1", "今天怎么样", "今天如何")] * 12
     header = ("label", "text_a", "text_b")

@@ -160,6 +160,13 @@ def shared_with(x: torch.Tensor | None, y: torch.Tensor | None, first_known: int
     return hit & (x >= first_known)
 
 
+def weight_in(x: torch.Tensor, y: torch.Tensor, wy: torch.Tensor, first_known: int = 1) -> torch.Tensor:
+    """x [B, L], y [B, M] with weights wy [B, M] -> [B, L]: the total weight of x's id among the same row
+    of y (0 where y lacks it, or where x's id is below `first_known`, as in `shared_with`)."""
+    eq = (x[:, :, None] == y[:, None, :]).to(wy.dtype)  # [B, L, M]
+    return torch.bmm(eq, wy[:, :, None]).squeeze(-1) * (x >= first_known)
+
+
 def build_student(arch: str, params: dict, dims: Dims) -> Student:
     """Build the student `arch` with hyper-parameters `params` (validated against its dataclass)."""
     cls, cfg_cls = STUDENTS.get(arch)

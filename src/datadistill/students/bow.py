@@ -1,11 +1,13 @@
 """Bag of words (fastText-style): a weighted sum of token and hashed n-gram embeddings -> head.
 
-Two forms. The default for single texts is a linear bag, as the classical TF-IDF model: each token
-and n-gram has one weight per label, weighted by its IDF (fitted on the training texts) and
-normalised to unit L2 norm over the text's positions. For pairs (and with emb_dim > 0) each text is
-the mean of emb_dim-wide embeddings, read by a (hidden layer and a) linear head; the pair head needs
-those vectors. With `match` (pairs) a second bag holds only what the text does not share with its
-pair, beside the bag of all: a mean has no other way to tell shared words from the rest.
+Two forms. A linear bag (emb_dim 0), as the classical TF-IDF model: each token and n-gram has one
+weight per label, weighted by its IDF (fitted on the training texts) and normalised to unit L2 norm
+over the text's positions. For a pair, a linear bag reads what the two texts share and what they do
+not (`match`): an n-gram both hold adds its `both` weights times the product of its weights on the two
+sides (summed over all n-grams, that product is the cosine of the two TF-IDF vectors), an n-gram one
+side lacks adds its `apart` weights times its own weight. With emb_dim > 0 each text is the mean of
+emb_dim-wide embeddings, read by a (hidden layer and a) linear head; with `match` a second bag holds
+only what the text does not share with its pair, beside the bag of all.
 bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
 """
 
@@ -21,14 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, check_ranges, from_dict
-from .base import Dims, PairOptions, Student, register_student
+from .base import Dims, PairOptions, Student, register_student, weight_in
 
 WEIGHTINGS = ("tfidf", "mean")
 
 
 @dataclass
 class BowConfig(PairOptions):
-    emb_dim: int | None = None  # 0: a linear bag (one weight per label); None: 0 for single texts, else 64
+    emb_dim: int | None = None  # 0: a linear bag (one weight per label); None: 0 without a hidden layer, else 64
     hidden: int = 0  # 0: no hidden layer (a linear model on the bag, as fastText)
     dropout: float = 0.2  # on the bag vector; a linear bag has none (its bag already holds the logits)
     weighting: str | None = None  # "tfidf" or "mean"; None: "tfidf" for a linear bag, else "mean"
@@ -44,12 +46,12 @@ class BowConfig(PairOptions):
 
     def resolved(self, pair: bool) -> "BowConfig":
         """The settings left None made concrete for single texts or pairs (what the model folder keeps):
-        emb_dim 0 (a linear bag) for single texts without a hidden layer, else 64."""
-        emb = self.emb_dim if self.emb_dim is not None else (64 if pair or self.hidden else 0)
-        if emb == 0 and pair:
+        emb_dim 0 (a linear bag) without a hidden layer, else 64."""
+        emb = self.emb_dim if self.emb_dim is not None else (64 if self.hidden else 0)
+        if emb == 0 and pair and not (self.match is None or self.match):
             raise ConfigError(
-                "emb_dim 0 (a linear bag) reads single texts; a pair student compares two text vectors: "
-                "set student.model.emb_dim above 0, e.g. 64"
+                "a linear pair bag (emb_dim 0) compares two texts by the words they share, and match is false: "
+                "remove student.model.match (it is on for pairs), or set student.model.emb_dim above 0, e.g. 64"
             )
         weighting = self.weighting or ("tfidf" if emb == 0 else "mean")
         return dataclasses.replace(self, emb_dim=emb, weighting=weighting)
@@ -78,13 +80,19 @@ class BOW(Student):
         width = cfg.emb_dim or dims.num_labels  # a linear bag's tables hold logits
         self.tok = nn.EmbeddingBag(dims.vocab_size, width, mode="sum", padding_idx=0)
         self.ngr = nn.EmbeddingBag(dims.ngram_buckets, width, mode="sum", padding_idx=0) if dims.ngram_buckets else None
+        self.linear_pair = cfg.emb_dim == 0 and dims.pair
+        if self.linear_pair:  # tok and ngr weigh what one side holds alone; these, what both hold
+            self.tok_both = nn.EmbeddingBag(dims.vocab_size, width, mode="sum", padding_idx=0)
+            self.ngr_both = (
+                nn.EmbeddingBag(dims.ngram_buckets, width, mode="sum", padding_idx=0) if dims.ngram_buckets else None
+            )
         if cfg.weighting == "tfidf":
             # IDF per token id and per n-gram bucket (fit_idf); saved with the weights
             self.register_buffer("idf_tok", torch.ones(dims.vocab_size))
             self.register_buffer("idf_ngr", torch.ones(dims.ngram_buckets) if self.ngr is not None else None)
         if cfg.emb_dim == 0:
             with torch.no_grad():  # n-grams never seen in training add nothing (no random noise at test time)
-                for t in (self.tok, self.ngr):
+                for t in (self.tok, self.ngr, getattr(self, "tok_both", None), getattr(self, "ngr_both", None)):
                     if t is not None:
                         t.weight.zero_()
             self.mlp = nn.Identity()
@@ -150,17 +158,48 @@ class BOW(Student):
     def _encode_matched(self, ids, lengths, ngrams, shared) -> torch.Tensor:
         """[bag of all | bag of what is not shared with the pair] -> [B, out_dim]; both bags weighted
         and normalised as the bag of all is, so the second one's size says how much is not shared."""
-        tfidf = self.cfg.weighting == "tfidf"
-        w = self.idf_tok[ids] * (ids != 0) if tfidf else (ids != 0).to(self.tok.weight.dtype)  # [B, L]
+        w, wn = self.position_weights(ids, lengths, ngrams)
         total, apart = bag_sum(self.tok, ids, w), bag_sum(self.tok, ids, w * ~shared[0])
-        norm = (w * w).sum(1) if tfidf else lengths.clamp(min=1).to(total.dtype)
         if ngrams is not None:
-            wn = self.idf_ngr[ngrams] * (ngrams != 0) if tfidf else (ngrams != 0).to(total.dtype)  # [B, G]
             total = total + bag_sum(self.ngr, ngrams, wn)
             apart = apart + bag_sum(self.ngr, ngrams, wn * ~shared[1])
-            norm = norm + ((wn * wn).sum(1) if tfidf else (ngrams != 0).sum(1).to(total.dtype))
-        norm = norm.clamp(min=1e-12).sqrt() if tfidf else norm
-        return self.mlp(torch.cat([total, apart], dim=-1) / norm[:, None])
+        return self.mlp(torch.cat([total, apart], dim=-1))
+
+    def position_weights(self, ids, lengths, ngrams) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each position's weight in its text's bag: tfidf: IDF / the text's L2 norm of IDFs; mean:
+        1 / the number of tokens and n-grams. ids [B, L], ngrams [B, G] or None -> ([B, L], [B, G] or None),
+        padding 0."""
+        tfidf = self.cfg.weighting == "tfidf"
+        w = self.idf_tok[ids] * (ids != 0) if tfidf else (ids != 0).to(self.tok.weight.dtype)  # [B, L]
+        norm = (w * w).sum(1) if tfidf else lengths.clamp(min=1).to(w.dtype)
+        wn = None
+        if ngrams is not None:
+            wn = self.idf_ngr[ngrams] * (ngrams != 0) if tfidf else (ngrams != 0).to(w.dtype)  # [B, G]
+            norm = norm + ((wn * wn).sum(1) if tfidf else (ngrams != 0).sum(1).to(w.dtype))
+        norm = (norm.clamp(min=1e-12).sqrt() if tfidf else norm)[:, None]
+        return w / norm, (wn / norm if wn is not None else None)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not self.linear_pair:
+            return super().forward(batch)
+        # a linear pair bag: logits [B, C] = bias + sum over n-grams g held by both of both[g] w_a(g) w_b(g)
+        # + sum over n-grams held by one side only of apart[g] w(g); the same for (a, b) and (b, a)
+        ids_a, ids_b = batch["ids_a"], batch["ids_b"]
+        ngr_a, ngr_b = batch.get("ngr_a"), batch.get("ngr_b")
+        if self.ngr is None:
+            ngr_a = ngr_b = None
+        wa, wna = self.position_weights(ids_a, batch["len_a"], ngr_a)
+        wb, wnb = self.position_weights(ids_b, batch["len_b"], ngr_b)
+        logits = 0.0
+        sides = [(self.tok, self.tok_both, ids_a, ids_b, wa, wb, 2)]  # tokens: padding and [UNK] never shared
+        if ngr_a is not None and ngr_b is not None:
+            sides.append((self.ngr, self.ngr_both, ngr_a, ngr_b, wna, wnb, 1))
+        for apart, both, xa, xb, w_a, w_b, first_known in sides:
+            in_b = weight_in(xa, xb, w_b, first_known)  # [B, L]: the weight a's n-gram has in b
+            in_a = weight_in(xb, xa, w_a, first_known)  # [B, M]
+            logits = logits + bag_sum(both, xa, w_a * in_b)  # each (a, b) position pair counted once
+            logits = logits + bag_sum(apart, xa, w_a * (in_b == 0)) + bag_sum(apart, xb, w_b * (in_a == 0))
+        return self.head(logits)
 
     def _scored_tables(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per table [rows, width + 1]: the embeddings times their IDF, and IDF^2 as the last column, row 0
