@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from datadistill.config import ConfigError
 from datadistill.modelio import load_folder
 from datadistill.student import evaluate_folder, load_run_config, train_student
 from datadistill.students import build_student
