@@ -27,10 +27,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from datadistill.config import from_dict, to_dict
 from datadistill.pipeline import Pipeline, load_config
 from datadistill.student import DataConfig, StudentRunConfig, evaluate_folder, train_student
-from datadistill.train import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,11 +47,11 @@ def main() -> None:
     names = [args.student] if args.student else list(cfg.students)
     if "distilled" in args.kinds and not lay.part1.exists():
         sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
-    distill_train = from_dict(TrainConfig, {**to_dict(cfg.train), **cfg.distill}, "distill")
-    kinds = {"base": ([], cfg.train), "distilled": ([str(lay.part1)], distill_train)}
     rows = []
     for name in names:
-        student = cfg.students[name]
+        student = cfg.students[name].student()
+        base_train, distill_train = cfg.train_configs(name)
+        kinds = {"base": ([], base_train), "distilled": ([str(lay.part1)], distill_train)}
         for kind in args.kinds.split(","):
             part1, train_cfg = kinds[kind]
             for seed in [int(s) for s in args.seeds.split(",")]:

@@ -17,7 +17,8 @@ from datadistill.cli import main  # noqa: E402
 from datadistill.config import ConfigError  # noqa: E402
 from datadistill.data import read_examples  # noqa: E402
 from datadistill.data.cache import score_cache_name  # noqa: E402
-from datadistill.pipeline import load_config, write_shards  # noqa: E402
+from datadistill.pipeline import Pipeline, load_config, write_shards  # noqa: E402
+from datadistill.student import StudentConfig  # noqa: E402
 from datadistill.teacher.hf import resolve_precision  # noqa: E402
 
 ALL = ("teacher", "augment", "label", "students", "report")
@@ -171,6 +172,15 @@ def test_a_new_teacher_relabels_and_retrains_only_the_distilled_student(finished
     err = capsys.readouterr().err
     assert "[teacher] running" in err and "[label] running" in err and "[students] bow_base: up to date" in err
     assert "[students] training bow (part.0 + part.1)" in err
+
+
+@pytest.mark.slow
+def test_a_students_own_distill_setting_retrains_only_its_distilled_model(finished_copy, capsys):
+    path, _ = finished_copy
+    assert main(["run", str(path), "--quiet", "--set", "students.bow.distill.balance_part1=true"]) == 0
+    err = capsys.readouterr().err
+    assert _skipped(err, ("teacher", "augment", "label")) and "[students] bow_base: up to date" in err
+    assert "[students] training bow (part.0 + part.1)" in err and "[report] running" in err
 
 
 @pytest.mark.slow
@@ -332,6 +342,33 @@ def test_config_errors(tmp_path, tiny_config):
     cfg["students"] = cfg.pop("studnets")
     with pytest.raises(ConfigError, match="label.precision must be auto, fp32, bf16 or fp16, got 'int8'"):
         load_config(_write(tmp_path, {**cfg, "label": {"precision": "int8"}}))
+
+
+def test_a_student_takes_the_runs_training_settings_with_its_own_on_top(tmp_path, tiny_config):
+    _, cfg = tiny_config(tmp_path)
+    cfg["train"] = {**cfg.get("train", {}), "epochs": 10, "lr": 0.01}
+    cfg["distill"] = {"loss": "kl", "epochs": 6}
+    cfg["students"] = {
+        "bow": {"arch": "bow", "train": {"epochs": 3}, "distill": {"balance_part1": True}},
+        "cnn": {"arch": "cnn", "distill": {"epochs": 2}},
+    }
+    run = load_config(_write(tmp_path, cfg))
+    bow_base, bow = run.train_configs("bow")
+    assert (bow_base.epochs, bow_base.lr, bow_base.balance_part1, bow_base.loss) == (3, 0.01, False, "hard")
+    assert (bow.epochs, bow.lr, bow.balance_part1, bow.loss) == (6, 0.01, True, "kl")  # the run's distill wins
+    cnn_base, cnn = run.train_configs("cnn")
+    assert (cnn_base.epochs, cnn.epochs, cnn.balance_part1) == (10, 2, False)
+    runs = dict(Pipeline(run).student_runs())
+    assert runs["bow"].train == bow and runs["cnn_base"].train == cnn_base
+    assert type(runs["bow"].student) is StudentConfig  # a model folder records the network, not the training
+    cfg["students"]["bow"]["distill"] = {"balance_parts": True}
+    with pytest.raises(
+        ConfigError, match="students.bow.distill: unknown key 'balance_parts'; did you mean 'balance_part1'"
+    ):
+        load_config(_write(tmp_path, cfg))
+    cfg["students"]["bow"] = {"arch": "bow", "train": {"lr": 0}}
+    with pytest.raises(ConfigError, match="students.bow.train: lr must be above 0"):
+        load_config(_write(tmp_path, cfg))
 
 
 def _write(tmp_path, cfg):

@@ -46,7 +46,6 @@ from .run_config import (
 )
 from .student import DataConfig, StudentRunConfig, train_student
 from .teacher import TEACHERS
-from .train import TrainConfig
 
 __all__ = [
     "Pipeline",
@@ -295,14 +294,13 @@ class Pipeline:
     def student_runs(self) -> list[tuple[str, StudentRunConfig]]:
         """(model name, run config) of every baseline (part.0 only) and distilled (part.0 + part.1) student."""
         c, lay = self.cfg, self.layout
-        distill_train = from_dict(TrainConfig, {**to_dict(c.train), **c.distill}, "distill")
         runs = []
         for name, student in c.students.items():
-            for suffix, part1, train_cfg in (("_base", [], c.train), ("", [str(lay.part1)], distill_train)):
+            base_train, distill_train = c.train_configs(name)
+            for suffix, part1, train_cfg in (("_base", [], base_train), ("", [str(lay.part1)], distill_train)):
                 data = DataConfig(str(lay.part0), c.data.dev, c.data.test, part1, c.data.label_column)
-                runs.append(
-                    (f"{name}{suffix}", StudentRunConfig(data, student, train_cfg, str(lay.student(name + suffix))))
-                )
+                out = str(lay.student(name + suffix))
+                runs.append((f"{name}{suffix}", StudentRunConfig(data, student.student(), train_cfg, out)))
         return runs
 
 
@@ -540,7 +538,9 @@ def _run_report(p: Pipeline) -> None:
 
 
 def _students_settings(p: Pipeline) -> Any:
-    return settings_of([p.cfg.students, p.cfg.train, p.cfg.distill, p.cfg.shards, p.cfg.data.label_column])
+    # a student without settings of its own is recorded as before they existed: finished runs stay up to date
+    students = {n: s if s.train or s.distill else s.student() for n, s in p.cfg.students.items()}
+    return settings_of([students, p.cfg.train, p.cfg.distill, p.cfg.shards, p.cfg.data.label_column])
 
 
 def _teacher_inputs(p: Pipeline) -> dict[str, Path]:

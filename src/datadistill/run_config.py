@@ -5,6 +5,7 @@ from the command line's files and the measured defaults when there is no file.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,19 @@ from .train import TrainConfig
 
 
 DEFAULT_TEACHER = "bundled:multilingual-e5-small"
+
+
+@dataclass
+class PipelineStudent(StudentConfig):
+    """A student of a run: its network and features, and the training settings where it differs from
+    the run's (a linear bag and a CNN may want different ones)."""
+
+    train: dict = field(default_factory=dict)  # keys of the run's train section, for this student's both models
+    distill: dict = field(default_factory=dict)  # keys of the run's distill section, for its distilled model
+
+    def student(self) -> StudentConfig:
+        """The network and features alone: what a model folder records and a student run reads."""
+        return StudentConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(StudentConfig)})
 
 
 @dataclass
@@ -76,8 +90,8 @@ class RunConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)  # null: no augmentation (case 1 only)
     label: LabelConfig = field(default_factory=LabelConfig)
     # name -> student; e.g. {"bow": {...}}; default: a BOW and a CNN
-    students: dict[str, StudentConfig] = field(
-        default_factory=lambda: {"bow": StudentConfig(arch="bow"), "cnn": StudentConfig(arch="cnn")}
+    students: dict[str, PipelineStudent] = field(
+        default_factory=lambda: {"bow": PipelineStudent(arch="bow"), "cnn": PipelineStudent(arch="cnn")}
     )
     train: TrainConfig = field(default_factory=TrainConfig)  # student training, baseline and distilled
     # train keys that differ when distilling; default: the main demo's measured setting (README)
@@ -102,7 +116,17 @@ class RunConfig:
         if self.augment is None and not self.data.unlabelled:
             raise ConfigError("nothing to label: set augment or data.unlabelled")
         check_ranges(self)
-        from_dict(TrainConfig, {**to_dict(self.train), **self.distill}, "distill")
+        for name in self.students:
+            self.train_configs(name)
+
+    def train_configs(self, name: str) -> tuple[TrainConfig, TrainConfig]:
+        """Student `name`'s training settings (baseline, distilled): the run's train section, then the
+        student's own train keys, then (distilled) the run's distill keys and the student's own."""
+        s, run = self.students[name], to_dict(self.train)
+        base = from_dict(TrainConfig, {**run, **s.train}, f"students.{name}.train" if s.train else "train")
+        keys = {**run, **s.train, **self.distill, **s.distill}
+        where = f"students.{name}.distill" if s.distill else ("distill" if self.distill else "train")
+        return base, from_dict(TrainConfig, keys, where)
 
 
 def load_config(path: str | Path | dict, overrides: list[str] = (), where: str | None = None) -> RunConfig:
@@ -114,7 +138,7 @@ def load_config(path: str | Path | dict, overrides: list[str] = (), where: str |
         for k, v in students.items():
             if not isinstance(v, dict):
                 raise ConfigError(f'{path}.students.{k}: expected an object such as {{"arch": "bow"}}, got {v!r}')
-        raw["students"] = {k: from_dict(StudentConfig, v, f"{path}.students.{k}") for k, v in students.items()}
+        raw["students"] = {k: from_dict(PipelineStudent, v, f"{path}.students.{k}") for k, v in students.items()}
     if "teacher" in raw:
         raw["teacher"] = teacher_config(raw["teacher"], f"{path}.teacher")
     return from_dict(RunConfig, raw, str(path))

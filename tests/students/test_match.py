@@ -104,22 +104,26 @@ def test_the_linear_pair_bag_weighs_shared_ngrams_by_both_sides_and_the_rest_by_
         model.idf_tok.uniform_(1.0, 3.0)
         model.head.bias.normal_()
     batch = f.batch(["北京天气天气", "今天"], ["上海天气", "明天怎么样"])
-    ids_a, ids_b = batch["ids_a"][0], batch["ids_b"][0]
     idf, apart, both = model.idf_tok, model.tok.weight, model.tok_both.weight
-    wa = idf[ids_a] * (ids_a != 0) / (idf[ids_a] * (ids_a != 0)).norm()  # unit L2 norm over positions
-    wb = idf[ids_b] * (ids_b != 0) / (idf[ids_b] * (ids_b != 0)).norm()
     v = f.vocab.stoi
-    tian, qi = v["天"], v["气"]
-    # 天 and 气 twice in a, once in b: product of the two sides' weights, each occurrence pair counted
-    want = model.head.bias + 2 * (wa[2] * wb[2]) * both[tian] + 2 * (wa[3] * wb[3]) * both[qi]
-    want = want + wa[0] * apart[v["北"]] + wa[1] * apart[v["京"]] + wb[0] * apart[v["上"]] + wb[1] * apart[v["海"]]
+
+    def weights(chars: str) -> dict:  # each distinct char once: IDF over the L2 norm of the distinct IDFs
+        norm = sum(float(idf[v[c]]) ** 2 for c in set(chars)) ** 0.5
+        return {c: float(idf[v[c]]) / norm for c in set(chars)}
+
+    wa, wb = weights("北京天气天气"), weights("上海天气")
+    want = model.head.bias + wa["天"] * wb["天"] * both[v["天"]] + wa["气"] * wb["气"] * both[v["气"]]
+    want = want + wa["北"] * apart[v["北"]] + wa["京"] * apart[v["京"]] + wb["上"] * apart[v["上"]]
+    want = want + wb["海"] * apart[v["海"]]
     with torch.no_grad():
         got = model(batch)
         swapped = model(f.batch(["上海天气", "明天怎么样"], ["北京天气天气", "今天"]))
+        alone = model(f.batch(["今天"], ["明天怎么样"]))
+        once, often = model(f.batch(["北京天气"] * 2, ["北京天气", "北京天气" * 50]))
     assert torch.allclose(got[0], want, atol=1e-5)
     assert torch.allclose(got, swapped, atol=1e-6)  # the same for (a, b) and (b, a)
-    alone = model(f.batch(["今天"], ["明天怎么样"]))
     assert torch.allclose(alone, got[1:], atol=1e-5)  # padding adds nothing
+    assert torch.allclose(once, often, atol=1e-5)  # a text said 50 times holds the same words
 
 
 def test_a_linear_pair_bag_needs_match():
@@ -127,7 +131,7 @@ def test_a_linear_pair_bag_needs_match():
         build_student("bow", {"match": False}, Dims(30, 2, 97, pair=True))
     assert str(e.value) == (
         "a linear pair bag (emb_dim 0) compares two texts by the words they share, and match is false: "
-        "remove student.model.match (it is on for pairs), or set student.model.emb_dim above 0, e.g. 64"
+        "remove match from the student's model settings (it is on for pairs), or set emb_dim above 0, e.g. 64"
     )
     assert build_student("bow", {"match": False, "emb_dim": 8}, Dims(30, 2, 97, pair=True)).cfg.emb_dim == 8
 

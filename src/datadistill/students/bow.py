@@ -4,8 +4,8 @@ Two forms. A linear bag (emb_dim 0), as the classical TF-IDF model: each token a
 weight per label, weighted by its IDF (fitted on the training texts) and normalised to unit L2 norm
 over the text's positions. For a pair, a linear bag reads what the two texts share and what they do
 not (`match`): an n-gram both hold adds its `both` weights times the product of its weights on the two
-sides (summed over all n-grams, that product is the cosine of the two TF-IDF vectors), an n-gram one
-side lacks adds its `apart` weights times its own weight. With emb_dim > 0 each text is the mean of
+sides, an n-gram one side lacks adds its `apart` weights times its own weight, each distinct n-gram
+counted once (summed over all n-grams, the products are the cosine of the two binary TF-IDF vectors). With emb_dim > 0 each text is the mean of
 emb_dim-wide embeddings, read by a (hidden layer and a) linear head; with `match` a second bag holds
 only what the text does not share with its pair, beside the bag of all.
 bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
@@ -51,7 +51,7 @@ class BowConfig(PairOptions):
         if emb == 0 and pair and not (self.match is None or self.match):
             raise ConfigError(
                 "a linear pair bag (emb_dim 0) compares two texts by the words they share, and match is false: "
-                "remove student.model.match (it is on for pairs), or set student.model.emb_dim above 0, e.g. 64"
+                "remove match from the student's model settings (it is on for pairs), or set emb_dim above 0, e.g. 64"
             )
         weighting = self.weighting or ("tfidf" if emb == 0 else "mean")
         return dataclasses.replace(self, emb_dim=emb, weighting=weighting)
@@ -158,38 +158,54 @@ class BOW(Student):
     def _encode_matched(self, ids, lengths, ngrams, shared) -> torch.Tensor:
         """[bag of all | bag of what is not shared with the pair] -> [B, out_dim]; both bags weighted
         and normalised as the bag of all is, so the second one's size says how much is not shared."""
-        w, wn = self.position_weights(ids, lengths, ngrams)
-        total, apart = bag_sum(self.tok, ids, w), bag_sum(self.tok, ids, w * ~shared[0])
-        if ngrams is not None:
-            total = total + bag_sum(self.ngr, ngrams, wn)
-            apart = apart + bag_sum(self.ngr, ngrams, wn * ~shared[1])
-        return self.mlp(torch.cat([total, apart], dim=-1))
-
-    def position_weights(self, ids, lengths, ngrams) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Each position's weight in its text's bag: tfidf: IDF / the text's L2 norm of IDFs; mean:
-        1 / the number of tokens and n-grams. ids [B, L], ngrams [B, G] or None -> ([B, L], [B, G] or None),
-        padding 0."""
         tfidf = self.cfg.weighting == "tfidf"
         w = self.idf_tok[ids] * (ids != 0) if tfidf else (ids != 0).to(self.tok.weight.dtype)  # [B, L]
-        norm = (w * w).sum(1) if tfidf else lengths.clamp(min=1).to(w.dtype)
-        wn = None
+        total, apart = bag_sum(self.tok, ids, w), bag_sum(self.tok, ids, w * ~shared[0])
+        norm = (w * w).sum(1) if tfidf else lengths.clamp(min=1).to(total.dtype)
         if ngrams is not None:
-            wn = self.idf_ngr[ngrams] * (ngrams != 0) if tfidf else (ngrams != 0).to(w.dtype)  # [B, G]
-            norm = norm + ((wn * wn).sum(1) if tfidf else (ngrams != 0).sum(1).to(w.dtype))
-        norm = (norm.clamp(min=1e-12).sqrt() if tfidf else norm)[:, None]
-        return w / norm, (wn / norm if wn is not None else None)
+            wn = self.idf_ngr[ngrams] * (ngrams != 0) if tfidf else (ngrams != 0).to(total.dtype)  # [B, G]
+            total = total + bag_sum(self.ngr, ngrams, wn)
+            apart = apart + bag_sum(self.ngr, ngrams, wn * ~shared[1])
+            norm = norm + ((wn * wn).sum(1) if tfidf else (ngrams != 0).sum(1).to(total.dtype))
+        norm = norm.clamp(min=1e-12).sqrt() if tfidf else norm
+        return self.mlp(torch.cat([total, apart], dim=-1) / norm[:, None])
+
+    def distinct_weights(
+        self, ids: torch.Tensor, ngrams: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each position's weight in its text's vector over *distinct* tokens and n-grams, each counted
+        once (a repeated one's weight is split over its positions): tfidf: IDF / the L2 norm of the
+        distinct IDFs; mean: 1 / the number of distinct ones. So the weights of one id sum to the same
+        whether the text holds it once or ten times, and the products of two texts' weights sum to the
+        cosine of their (binary) TF-IDF vectors, at most 1. ids [B, L], ngrams [B, G] or None ->
+        ([B, L], [B, G] or None), padding 0."""
+        tfidf = self.cfg.weighting == "tfidf"
+        dtype = self.tok.weight.dtype
+        parts, norm = [], 0.0
+        for x, idf in ((ids, getattr(self, "idf_tok", None)), (ngrams, getattr(self, "idf_ngr", None))):
+            if x is None:
+                parts.append(None)
+                continue
+            real = (x != 0).to(dtype)
+            copies = weight_in(x, x, real).clamp(min=1.0)  # [B, L]: how often the position's id occurs in its text
+            base = idf[x] * real if tfidf else real
+            norm = norm + (base * base / copies).sum(1) if tfidf else norm + (real / copies).sum(1)
+            parts.append(base / copies)
+        norm = (norm.clamp(min=1e-12).sqrt() if tfidf else norm.clamp(min=1.0))[:, None]
+        return parts[0] / norm, (parts[1] / norm if parts[1] is not None else None)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.linear_pair:
             return super().forward(batch)
-        # a linear pair bag: logits [B, C] = bias + sum over n-grams g held by both of both[g] w_a(g) w_b(g)
-        # + sum over n-grams held by one side only of apart[g] w(g); the same for (a, b) and (b, a)
+        # a linear pair bag: logits [B, C] = bias + sum over distinct n-grams g held by both of
+        # both[g] w_a(g) w_b(g) + sum over those one side holds alone of apart[g] w(g); the same for (a, b)
+        # and (b, a)
         ids_a, ids_b = batch["ids_a"], batch["ids_b"]
         ngr_a, ngr_b = batch.get("ngr_a"), batch.get("ngr_b")
         if self.ngr is None:
             ngr_a = ngr_b = None
-        wa, wna = self.position_weights(ids_a, batch["len_a"], ngr_a)
-        wb, wnb = self.position_weights(ids_b, batch["len_b"], ngr_b)
+        wa, wna = self.distinct_weights(ids_a, ngr_a)
+        wb, wnb = self.distinct_weights(ids_b, ngr_b)
         logits = 0.0
         sides = [(self.tok, self.tok_both, ids_a, ids_b, wa, wb, 2)]  # tokens: padding and [UNK] never shared
         if ngr_a is not None and ngr_b is not None:
