@@ -27,6 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from datadistill.config import ConfigError
 from datadistill.pipeline import Pipeline, load_config
 from datadistill.student import DataConfig, StudentRunConfig, evaluate_folder, train_student
 
@@ -42,9 +43,14 @@ def main() -> None:
     ap.add_argument("--tag", default="default")
     ap.add_argument("--kinds", default="base,distilled", help="base, distilled or both")
     args = ap.parse_args()
-    cfg = load_config(args.config, args.overrides)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        sys.exit(f"bench_seeds: error: {e}")
     lay = Pipeline(cfg).layout
     names = [args.student] if args.student else list(cfg.students)
+    if args.student and args.student not in cfg.students:
+        sys.exit(f"bench_seeds: error: {args.student}: not a student of {args.config} ({', '.join(cfg.students)})")
     if "distilled" in args.kinds and not lay.part1.exists():
         sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
     rows = []

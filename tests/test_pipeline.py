@@ -17,7 +17,8 @@ from datadistill.cli import main  # noqa: E402
 from datadistill.config import ConfigError  # noqa: E402
 from datadistill.data import read_examples  # noqa: E402
 from datadistill.data.cache import score_cache_name  # noqa: E402
-from datadistill.pipeline import Pipeline, load_config, write_shards  # noqa: E402
+from datadistill.pipeline import Pipeline, _students_settings, load_config, write_shards  # noqa: E402
+from datadistill.run_config import config_from_args  # noqa: E402
 from datadistill.student import StudentConfig  # noqa: E402
 from datadistill.teacher.hf import resolve_precision  # noqa: E402
 
@@ -369,6 +370,30 @@ def test_a_student_takes_the_runs_training_settings_with_its_own_on_top(tmp_path
     cfg["students"]["bow"] = {"arch": "bow", "train": {"lr": 0}}
     with pytest.raises(ConfigError, match="students.bow.train: lr must be above 0"):
         load_config(_write(tmp_path, cfg))
+    cfg["students"]["bow"] = {"arch": "bow", "distill": {"balance_part1": True}}
+    with pytest.raises(ConfigError, match=r"c.json: distill: unknown key 'lrr'"):  # the run's mistake, named so
+        load_config(_write(tmp_path, cfg), ["distill.lrr=1"])
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, cfg), ["students.bwo.distill.epochs=2"])
+    assert str(e.value) == (
+        f"{tmp_path / 'c.json'}.students.bwo: not a student of this run (bow, cnn); to add one, give its arch too "
+        "(--set students.bwo.arch=bow)"
+    )
+    assert list(load_config(_write(tmp_path, cfg), ["students.bwo.arch=lstm"]).students) == ["bow", "cnn", "bwo"]
+    # a student whose own keys change nothing is recorded as one without them (a finished run stays up to date)
+    plain = {**cfg, "students": {"bow": {"arch": "bow"}, "cnn": {"arch": "cnn"}}}
+    same = {
+        **cfg,
+        "students": {"bow": {"arch": "bow", "distill": {"loss": "kl", "checkpoint": False}}, "cnn": {"arch": "cnn"}},
+    }
+    settings = [_students_settings(Pipeline(load_config(_write(tmp_path, c)))) for c in (plain, same, cfg)]
+    assert settings[0] == settings[1] != settings[2]
+
+
+def test_a_setting_of_a_default_student_keeps_the_other_defaults(tmp_path, senti_files):
+    cfg = config_from_args(None, ["students.cnn.model.filters=32"], **{k: str(v) for k, v in senti_files.items()})
+    assert {n: s.arch for n, s in cfg.students.items()} == {"bow": "bow", "cnn": "cnn"}
+    assert cfg.students["cnn"].model["filters"] == 32
 
 
 def _write(tmp_path, cfg):

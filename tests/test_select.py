@@ -58,3 +58,21 @@ def test_student_training_applies_the_rules_to_part1_only(senti_files, tmp_path,
     assert "part.1: kept 10 of 40 rows (dropped 30 below confidence 0.7)" in caplog.text
     assert "part.0 400 rows, part.1 10 rows" in caplog.text
     assert json.loads((tmp_path / "bow" / "metrics.json").read_text())["config"]["train"]["min_confidence"] == 0.7
+
+
+def test_logit_adjustment_trains_against_the_class_prior_and_answers_without_it(tmp_path, write_tsv, student_config):
+    """Texts that say nothing, 90 % of them labelled 0: a student learns to answer 0 with ~0.9; trained
+    against the prior (train.logit_adjust) it has no reason to prefer either class."""
+    from datadistill import train_student
+    from datadistill.predict import Predictor
+
+    rows = [("0", "一样的话")] * 180 + [("1", "一样的话")] * 20
+    files = {
+        k: write_tsv(tmp_path / f"{k}.tsv", rows if k == "train" else rows[170:190]) for k in ("train", "dev", "test")
+    }
+    p0 = {}
+    for adjust in (False, True):
+        cfg = student_config(files, tmp_path / str(adjust), "bow", epochs=1, batch_size=8, lr=0.02, logit_adjust=adjust)
+        train_student(cfg)
+        p0[adjust] = float(Predictor(tmp_path / str(adjust) / "bow").predict_proba(["一样的话"])[0, 0])
+    assert p0[False] > 0.8 and abs(p0[True] - 0.5) < 0.1, p0

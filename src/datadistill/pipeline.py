@@ -45,6 +45,7 @@ from .run_config import (
     teacher_config,
 )
 from .student import DataConfig, StudentRunConfig, train_student
+from .train import TrainConfig
 from .teacher import TEACHERS
 
 __all__ = [
@@ -65,6 +66,9 @@ log = logger.getChild("pipeline")
 
 # Settings that change how a step runs, never what it produces: a step is not redone for them.
 NOT_IN_FINGERPRINT = ("checkpoint", "workers", "timeout")
+# Settings added after runs were recorded, with the default that reproduces those runs: left out of a
+# fingerprint while they hold it, so a finished run stays up to date after an upgrade.
+ADDED_LATER = {"logit_adjust": False}
 
 
 def settings_of(cfg) -> Any:
@@ -72,7 +76,11 @@ def settings_of(cfg) -> Any:
 
     def strip(d):
         if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k not in NOT_IN_FINGERPRINT}
+            return {
+                k: strip(v)
+                for k, v in d.items()
+                if k not in NOT_IN_FINGERPRINT and not (k in ADDED_LATER and v == ADDED_LATER[k])
+            }
         return [strip(v) for v in d] if isinstance(d, list) else d
 
     return strip(to_dict(cfg))
@@ -538,9 +546,15 @@ def _run_report(p: Pipeline) -> None:
 
 
 def _students_settings(p: Pipeline) -> Any:
-    # a student without settings of its own is recorded as before they existed: finished runs stay up to date
-    students = {n: s if s.train or s.distill else s.student() for n, s in p.cfg.students.items()}
-    return settings_of([students, p.cfg.train, p.cfg.distill, p.cfg.shards, p.cfg.data.label_column])
+    c = p.cfg
+    run = settings_of([c.train, from_dict(TrainConfig, {**to_dict(c.train), **c.distill}, "distill")])
+    students = {}
+    for name, s in c.students.items():
+        own = settings_of(list(c.train_configs(name)))
+        # a student trained as the run says is recorded as before students had settings of their own:
+        # finished runs stay up to date, and keys that change nothing redo nothing
+        students[name] = s.student() if own == run else {"student": s.student(), "train": own}
+    return settings_of([students, c.train, c.distill, c.shards, c.data.label_column])
 
 
 def _teacher_inputs(p: Pipeline) -> dict[str, Path]:

@@ -123,17 +123,31 @@ class RunConfig:
         """Student `name`'s training settings (baseline, distilled): the run's train section, then the
         student's own train keys, then (distilled) the run's distill keys and the student's own."""
         s, run = self.students[name], to_dict(self.train)
-        base = from_dict(TrainConfig, {**run, **s.train}, f"students.{name}.train" if s.train else "train")
+        distill = from_dict(TrainConfig, {**run, **self.distill}, "distill")  # the run's own mistakes named as such
+        if not (s.train or s.distill):
+            return self.train, distill
+        base = from_dict(TrainConfig, {**run, **s.train}, f"students.{name}.train")
         keys = {**run, **s.train, **self.distill, **s.distill}
-        where = f"students.{name}.distill" if s.distill else ("distill" if self.distill else "train")
-        return base, from_dict(TrainConfig, keys, where)
+        return base, from_dict(TrainConfig, keys, f"students.{name}.{'distill' if s.distill else 'train'}")
 
 
 def load_config(path: str | Path | dict, overrides: list[str] = (), where: str | None = None) -> RunConfig:
     """A run config from a JSON file (or an already-read dict) with `--set` overrides, validated."""
-    raw = apply_overrides(dict(path) if isinstance(path, dict) else load_json(path), list(overrides))
+    raw = dict(path) if isinstance(path, dict) else load_json(path)
     path = where or path
+    if any(o.lstrip().startswith("students.") for o in overrides):
+        if "students" not in raw:  # a setting of a default student changes it, and keeps the other defaults
+            raw["students"] = {name: {"arch": s.arch} for name, s in RunConfig().students.items()}
+        known = list(raw["students"]) if isinstance(raw["students"], dict) else []
+    raw = apply_overrides(raw, list(overrides))
     students = raw.get("students")
+    if any(o.lstrip().startswith("students.") for o in overrides) and isinstance(students, dict):
+        for name, v in students.items():
+            if name not in known and not (isinstance(v, dict) and "arch" in v):
+                raise ConfigError(
+                    f"{path}.students.{name}: not a student of this run ({', '.join(known) or 'none'}); to add one, "
+                    f"give its arch too (--set students.{name}.arch=bow)"
+                )
     if isinstance(students, dict):  # dict of dataclasses: coerce each value
         for k, v in students.items():
             if not isinstance(v, dict):

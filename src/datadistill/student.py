@@ -195,10 +195,17 @@ def fit_student(
     model.to(device)
     loss_fn = LOSSES.get(cfg.loss)
     dev_gold = dev_rows.label
+    index = epoch_indices(train_rows.gold, cfg.part0_share)
+    log_prior = None
+    if cfg.logit_adjust:  # the labels of an epoch's rows, gold repeats counted; +1 keeps an absent class finite
+        counts = np.bincount(train_rows.label[index], minlength=num_labels) + 1.0
+        log_prior = torch.tensor(np.log(counts / counts.sum()), dtype=torch.float, device=device)  # [C]
 
     def batch_loss(ids: np.ndarray, net: nn.Module):
         batch = collate_rows(featurizer.collate, [train_rows[i] for i in ids], num_labels, device)
         logits_S = net(batch)  # [B, C]
+        if log_prior is not None:
+            logits_S = logits_S + log_prior  # the loss sees the prior; the saved network answers without it
         loss = loss_fn(
             logits_S,
             batch["labels"],
@@ -217,7 +224,6 @@ def fit_student(
         z = predict_logits(model, featurizer.collate, dev_rows, num_labels, cfg.eval_batch_size)
         return float((z.argmax(-1) == dev_gold).mean())
 
-    index = epoch_indices(train_rows.gold, cfg.part0_share)
     lengths = train_rows.lengths()[index]
     return fit(
         model,

@@ -82,6 +82,10 @@ class TrainConfig:
     checkpoint: bool = True  # save the training state at each evaluation so a killed run resumes
     min_confidence: float = 0.0  # part.1: keep only rows whose teacher top probability is at least this
     balance_part1: bool = False  # part.1: keep as many rows of each class as the rarest class has
+    # train against the class prior of an epoch's rows (its log added to the logits), answer without it
+    # (logit adjustment, Menon et al. 2021): a part.1 the teacher labels mostly one class, while the test
+    # is balanced, does not tilt every answer towards that class
+    logit_adjust: bool = False
 
     RANGES = {
         **LOOP_RANGES,
