@@ -442,3 +442,11 @@ def test_labelling_says_plainly_when_the_teacher_is_no_better_than_a_classical_m
         "warning: [label] the teacher on dev: accuracy 50.00 (classical 100.00): it is not above a classical "
         "TF-IDF + linear SVM trained on the same labels" in err
     )
+
+
+def test_a_key_added_later_stays_out_of_fingerprints_while_it_holds_its_old_default():
+    from datadistill.pipeline import settings_of
+    from datadistill.train import TrainConfig
+
+    assert "logit_adjust" not in settings_of(TrainConfig())  # runs recorded before the key existed stay up to date
+    assert settings_of(TrainConfig(logit_adjust=True))["logit_adjust"] is True
