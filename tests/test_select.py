@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from datadistill.data.io import Example
 from datadistill.data.labels import LabelMap
 from datadistill.select import confidence, select_part1
@@ -76,3 +78,13 @@ def test_logit_adjustment_trains_against_the_class_prior_and_answers_without_it(
         train_student(cfg)
         p0[adjust] = float(Predictor(tmp_path / str(adjust) / "bow").predict_proba(["一样的话"])[0, 0])
     assert p0[False] > 0.8 and abs(p0[True] - 0.5) < 0.1, p0
+
+
+def test_a_bad_logit_adjust_is_named_as_the_user_wrote_it():
+    from datadistill.config import ConfigError, from_dict
+    from datadistill.train import TrainConfig
+
+    for value, said in ((None, "null"), (1, "1"), ("yes", "'yes'")):
+        with pytest.raises(ConfigError) as e:
+            from_dict(TrainConfig, {"logit_adjust": value}, "train")
+        assert str(e.value) == f"train.logit_adjust: expected true or false, got {said}"
