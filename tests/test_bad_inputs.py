@@ -409,6 +409,7 @@ def _cli(*args, **kw):
     return subprocess.run([sys.executable, "-m", "datadistill.cli", *args], capture_output=True, **kw)
 
 
+@pytest.mark.slow
 def test_stdin_cases_invalid_utf8_closed_and_a_broken_pipe(world):
     r = _cli("predict", "--model", str(world["model"]), input="很好\n".encode() + b"\xff\n")
     assert r.returncode == 2 and b"stdin, line 2: invalid UTF-8 (byte 0xff at byte 1)" in r.stderr
@@ -430,6 +431,7 @@ def test_stdin_cases_invalid_utf8_closed_and_a_broken_pipe(world):
     assert piped.stdout.count(b"\n") == 1 and piped.stderr == b""  # ends quietly
 
 
+@pytest.mark.slow
 def test_predict_answers_every_line_blank_ones_with_a_blank_line(world):
     r = _cli("predict", "--model", str(world["model"]), input="很好\n\n\n很差\n".encode())
     out = r.stdout.decode().split("\n")

@@ -196,6 +196,7 @@ def test_bad_exports_get_one_line(models, tmp_path, capsys):
         OnnxPredictor(src)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "blocked,argv,message",
     [

@@ -44,6 +44,7 @@ def setup(tmp_path, sentiment, write_tsv):
     return tmp_path, data, cmd
 
 
+@pytest.mark.slow
 def test_label_writes_every_row_in_order_with_scores(setup):
     tmp_path, data, cmd = setup
     out = tmp_path / "part.1"
@@ -86,6 +87,7 @@ def test_killed_labelling_resumes_with_every_row_once_in_order(setup):
     assert out.read_bytes() == clean.read_bytes()
 
 
+@pytest.mark.slow
 def test_changed_input_starts_over(setup, capsys):
     tmp_path, data, cmd = setup
     out = tmp_path / "part.1"

@@ -86,6 +86,7 @@ def test_damaged_folder_errors_name_the_file(model_dir, tmp_path, damage, messag
     assert str(e.value).startswith(str(d / message.split(":")[0]) + ":" + message.split(":", 1)[1][:30])
 
 
+@pytest.mark.slow
 def test_predict_cli_answers_line_by_line(model_dir, TEXTS):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(

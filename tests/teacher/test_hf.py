@@ -46,6 +46,7 @@ def teacher(request, files, tiny_checkpoint_module):
     return {"out": out, "tmp": tmp, "pooling": pooling, "dev": read_examples(files["dev"])}
 
 
+@pytest.mark.slow
 def test_fine_tuned_teacher_learns_the_task_and_saves_its_recipe(teacher):
     meta = json.loads((teacher["out"] / "teacher.json").read_text())
     assert meta["labels"] == ["0", "1"] and meta["pooling"] == teacher["pooling"]
