@@ -45,8 +45,8 @@ from .run_config import (
     teacher_config,
 )
 from .student import DataConfig, StudentRunConfig, train_student
-from .train import TrainConfig
 from .teacher import TEACHERS
+from .train import TrainConfig
 
 __all__ = [
     "Pipeline",

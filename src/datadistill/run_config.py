@@ -135,13 +135,13 @@ def load_config(path: str | Path | dict, overrides: list[str] = (), where: str |
     """A run config from a JSON file (or an already-read dict) with `--set` overrides, validated."""
     raw = dict(path) if isinstance(path, dict) else load_json(path)
     path = where or path
-    if any(o.lstrip().startswith("students.") for o in overrides):
-        if "students" not in raw:  # a setting of a default student changes it, and keeps the other defaults
-            raw["students"] = {name: {"arch": s.arch} for name, s in RunConfig().students.items()}
-        known = list(raw["students"]) if isinstance(raw["students"], dict) else []
+    touched = any(o.lstrip().startswith("students.") for o in overrides)  # --set students.NAME...
+    if touched and "students" not in raw:  # a setting of a default student changes it, keeps the other defaults
+        raw["students"] = {name: {"arch": s.arch} for name, s in RunConfig().students.items()}
+    known = list(raw["students"]) if isinstance(raw.get("students"), dict) else []
     raw = apply_overrides(raw, list(overrides))
     students = raw.get("students")
-    if any(o.lstrip().startswith("students.") for o in overrides) and isinstance(students, dict):
+    if touched and isinstance(students, dict):
         for name, v in students.items():
             if name not in known and not (isinstance(v, dict) and "arch" in v):
                 raise ConfigError(

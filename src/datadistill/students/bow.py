@@ -3,11 +3,12 @@
 Two forms. A linear bag (emb_dim 0), as the classical TF-IDF model: each token and n-gram has one
 weight per label, weighted by its IDF (fitted on the training texts) and normalised to unit L2 norm
 over the text's positions. For a pair, a linear bag reads what the two texts share and what they do
-not (`match`): an n-gram both hold adds its `both` weights times the product of its weights on the two
-sides, an n-gram one side lacks adds its `apart` weights times its own weight, each distinct n-gram
-counted once (summed over all n-grams, the products are the cosine of the two binary TF-IDF vectors). With emb_dim > 0 each text is the mean of
-emb_dim-wide embeddings, read by a (hidden layer and a) linear head; with `match` a second bag holds
-only what the text does not share with its pair, beside the bag of all.
+not (`match`): an n-gram both hold adds its `both` weights times the product of its weights on the
+two sides, an n-gram one side lacks adds its `apart` weights times its own weight, each distinct
+n-gram counted once (summed over all n-grams, the products are the cosine of the two binary TF-IDF
+vectors). With emb_dim > 0 each text is the mean of emb_dim-wide embeddings, read by a (hidden layer
+and a) linear head; with `match` a second bag holds only what the text does not share with its pair,
+beside the bag of all.
 bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
 """
 
