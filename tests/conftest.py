@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# A report measures each model's speed for 2 s; the suite writes dozens of reports whose speeds no test
+# judges (bench/ measures speed), so 0.2 s each (the CLI subprocesses of the tests inherit it)
+os.environ.setdefault("DATADISTILL_MEASURE_SECONDS", "0.2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

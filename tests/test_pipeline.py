@@ -450,3 +450,20 @@ def test_a_key_added_later_stays_out_of_fingerprints_while_it_holds_its_old_defa
 
     assert "logit_adjust" not in settings_of(TrainConfig())  # runs recorded before the key existed stay up to date
     assert settings_of(TrainConfig(logit_adjust=True))["logit_adjust"] is True
+
+
+def test_the_measuring_time_comes_from_the_environment_and_a_bad_one_is_named(monkeypatch):
+    from datadistill.errors import ConfigError
+    from datadistill.speed import latency, measure_seconds
+
+    monkeypatch.setenv("DATADISTILL_MEASURE_SECONDS", "0.5")
+    assert measure_seconds() == 0.5
+    seen = []
+    latency(lambda texts: seen.append(texts), ["a"] * 200)
+    assert len(seen) == 20 + 75  # warm-up, then 150 texts per measuring second
+    for bad in ("0", "-1", "soon", "inf"):
+        monkeypatch.setenv("DATADISTILL_MEASURE_SECONDS", bad)
+        with pytest.raises(
+            ConfigError, match=f"DATADISTILL_MEASURE_SECONDS must be a number of seconds above 0, got '{bad}'"
+        ):
+            measure_seconds()

@@ -61,7 +61,7 @@ def _row(
     positive: str | None,
     params: int | None,
     size_mb: float,
-    lat_n: int,
+    lat_n: int | None,  # texts answered one at a time (None: speed.latency's default)
     tput_items: list,
 ) -> dict:
     """One model measured: metrics on the whole test set from its scores [N, C], then its speed."""
@@ -104,7 +104,7 @@ def _classical_row(layout: Layout, data, label_map: LabelMap, test: TestSet, pos
         positive,
         clf.parameters(),
         clf.size_mb(),
-        300,
+        None,
         test.items * 2,
     )
 
@@ -265,7 +265,7 @@ def write_report(
                 positive,
                 params,
                 _size_mb(folder),
-                300,
+                None,
                 test.items * 2,
             )
         )
