@@ -467,3 +467,12 @@ def test_the_measuring_time_comes_from_the_environment_and_a_bad_one_is_named(mo
             ConfigError, match=f"DATADISTILL_MEASURE_SECONDS must be a number of seconds above 0, got '{bad}'"
         ):
             measure_seconds()
+
+
+def test_a_bad_measuring_time_is_refused_before_the_first_step(tmp_path, tiny_config, monkeypatch, capsys):
+    path, cfg = tiny_config(tmp_path)
+    monkeypatch.setenv("DATADISTILL_MEASURE_SECONDS", "soon")
+    assert main(["run", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "DATADISTILL_MEASURE_SECONDS must be a number of seconds above 0, got 'soon'" in err
+    assert not (Path(cfg["work"]) / "teacher").exists()

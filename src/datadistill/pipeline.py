@@ -215,7 +215,10 @@ class Pipeline:
 
     def _check_inputs(self) -> None:
         """Every data file the run reads must exist, and every student's settings fit the data (single
-        texts or pairs), before the first step (not after an hour of teacher)."""
+        texts or pairs), before the first step (not after an hour of teacher); so is the measuring time."""
+        from .speed import measure_seconds
+
+        measure_seconds()  # a bad DATADISTILL_MEASURE_SECONDS is refused now, not at the report
         d = self.cfg.data
         for key, path in [("data.train", d.train), ("data.dev", d.dev), ("data.test", d.test)] + [
             (f"data.unlabelled[{i}]", u) for i, u in enumerate(d.unlabelled)
