@@ -46,7 +46,6 @@ from .run_config import (
 )
 from .student import DataConfig, StudentRunConfig, train_student
 from .teacher import TEACHERS
-from .train import TrainConfig
 
 __all__ = [
     "Pipeline",
@@ -550,7 +549,7 @@ def _run_report(p: Pipeline) -> None:
 
 def _students_settings(p: Pipeline) -> Any:
     c = p.cfg
-    run = settings_of([c.train, from_dict(TrainConfig, {**to_dict(c.train), **c.distill}, "distill")])
+    run = settings_of(list(c.run_train_configs()))
     students = {}
     for name, s in c.students.items():
         own = settings_of(list(c.train_configs(name)))

@@ -116,16 +116,20 @@ class RunConfig:
         if self.augment is None and not self.data.unlabelled:
             raise ConfigError("nothing to label: set augment or data.unlabelled")
         check_ranges(self)
+        self.run_train_configs()  # the run's own mistakes are named as such, before any student's
         for name in self.students:
             self.train_configs(name)
+
+    def run_train_configs(self) -> tuple[TrainConfig, TrainConfig]:
+        """The run's own training settings (baseline, distilled): train, and train with distill's keys."""
+        return self.train, from_dict(TrainConfig, {**to_dict(self.train), **self.distill}, "distill")
 
     def train_configs(self, name: str) -> tuple[TrainConfig, TrainConfig]:
         """Student `name`'s training settings (baseline, distilled): the run's train section, then the
         student's own train keys, then (distilled) the run's distill keys and the student's own."""
         s, run = self.students[name], to_dict(self.train)
-        distill = from_dict(TrainConfig, {**run, **self.distill}, "distill")  # the run's own mistakes named as such
         if not (s.train or s.distill):
-            return self.train, distill
+            return self.run_train_configs()
         base = from_dict(TrainConfig, {**run, **s.train}, f"students.{name}.train")
         keys = {**run, **s.train, **self.distill, **s.distill}
         return base, from_dict(TrainConfig, keys, f"students.{name}.{'distill' if s.distill else 'train'}")

@@ -141,8 +141,8 @@ class Student(nn.Module, abc.ABC):
         ids_b, ngr_b = batch["ids_b"], batch.get("ngr_b")
         shared_a = shared_b = None
         if self.matching:
-            shared_a = (shared_with(ids_a, ids_b, 2), shared_with(ngr_a, ngr_b))
-            shared_b = (shared_with(ids_b, ids_a, 2), shared_with(ngr_b, ngr_a))
+            (tok_a, tok_b), (ngr_in_a, ngr_in_b) = shared_both(ids_a, ids_b, 2), shared_both(ngr_a, ngr_b)
+            shared_a, shared_b = (tok_a, ngr_in_a), (tok_b, ngr_in_b)
         u = self.encode(ids_a, batch["len_a"], ngr_a, shared_a)
         v = self.encode(ids_b, batch["len_b"], ngr_b, shared_b)
         return self.head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))  # [B, num_labels]
@@ -150,14 +150,23 @@ class Student(nn.Module, abc.ABC):
 
 def shared_with(x: torch.Tensor | None, y: torch.Tensor | None, first_known: int = 1) -> torch.Tensor | None:
     """x [B, L], y [B, M] -> [B, L], True where x's id is at least `first_known` (token ids: 2, so that
-    padding and [UNK] are never shared; n-gram ids: 1, padding only) and occurs in the same row of y.
-    The comparison holds B x L x M booleans (64 pairs of 1,000 ids: 64 MB); an ONNX export reduces
-    it as bytes (ReduceMax), not as 8-byte counts."""
+    padding and [UNK] are never shared; n-gram ids: 1, padding only) and occurs in the same row of y."""
+    return shared_both(x, y, first_known)[0]
+
+
+def shared_both(x: torch.Tensor | None, y: torch.Tensor | None, first_known: int = 1) -> tuple:
+    """(shared_with(x, y), shared_with(y, x)) from one comparison: B x L x M booleans (64 pairs of 1,000
+    ids: 64 MB), reduced along each side; an ONNX export reduces them as bytes (ReduceMax), not as
+    8-byte counts. (None, None) when either side is None."""
     if x is None or y is None:
-        return None
+        return None, None
     eq = x[:, :, None] == y[:, None, :]  # [B, L, M]
-    hit = eq.to(torch.uint8).amax(-1) > 0 if torch.jit.is_tracing() else eq.any(-1)
-    return hit & (x >= first_known)
+    if torch.jit.is_tracing():
+        eq = eq.to(torch.uint8)
+        hit_x, hit_y = eq.amax(2) > 0, eq.amax(1) > 0
+    else:
+        hit_x, hit_y = eq.any(2), eq.any(1)
+    return hit_x & (x >= first_known), hit_y & (y >= first_known)
 
 
 def weight_in(x: torch.Tensor, y: torch.Tensor, wy: torch.Tensor, first_known: int = 1) -> torch.Tensor:
@@ -165,6 +174,16 @@ def weight_in(x: torch.Tensor, y: torch.Tensor, wy: torch.Tensor, first_known: i
     of y (0 where y lacks it, or where x's id is below `first_known`, as in `shared_with`)."""
     eq = (x[:, :, None] == y[:, None, :]).to(wy.dtype)  # [B, L, M]
     return torch.bmm(eq, wy[:, :, None]).squeeze(-1) * (x >= first_known)
+
+
+def weights_in_both(
+    x: torch.Tensor, y: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor, first_known: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight_in(x, y, wy), weight_in(y, x, wx)) from one comparison."""
+    eq = (x[:, :, None] == y[:, None, :]).to(wy.dtype)  # [B, L, M]
+    in_y = torch.bmm(eq, wy[:, :, None]).squeeze(-1) * (x >= first_known)  # [B, L]
+    in_x = torch.bmm(eq.transpose(1, 2), wx[:, :, None]).squeeze(-1) * (y >= first_known)  # [B, M]
+    return in_y, in_x
 
 
 def build_student(arch: str, params: dict, dims: Dims) -> Student:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, check_ranges, from_dict
-from .base import Dims, PairOptions, Student, register_student, weight_in
+from .base import Dims, PairOptions, Student, register_student, weight_in, weights_in_both
 
 WEIGHTINGS = ("tfidf", "mean")
 
@@ -212,8 +212,7 @@ class BOW(Student):
         if ngr_a is not None and ngr_b is not None:
             sides.append((self.ngr, self.ngr_both, ngr_a, ngr_b, wna, wnb, 1))
         for apart, both, xa, xb, w_a, w_b, first_known in sides:
-            in_b = weight_in(xa, xb, w_b, first_known)  # [B, L]: the weight a's n-gram has in b
-            in_a = weight_in(xb, xa, w_a, first_known)  # [B, M]
+            in_b, in_a = weights_in_both(xa, xb, w_a, w_b, first_known)  # [B, L], [B, M]: the weight in the other
             logits = logits + bag_sum(both, xa, w_a * in_b)  # each (a, b) position pair counted once
             logits = logits + bag_sum(apart, xa, w_a * (in_b == 0)) + bag_sum(apart, xb, w_b * (in_a == 0))
         return self.head(logits)
