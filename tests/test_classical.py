@@ -39,6 +39,18 @@ def test_classical_baseline_on_pairs_learns_whether_the_sides_match(words):
     assert s.shape == (200, 2) and np.array_equal(s.argmax(-1), clf.predict_ids(ta, tb))
 
 
+def test_classical_pair_features_say_how_alike_the_two_texts_are():
+    texts = ["北京天气", "上海天气", "今天下雨"]
+    clf = ClassicalBaseline().fit(texts * 2, np.array([1, 0, 1, 0, 1, 0]), texts[::-1] * 2)
+    va, vb = clf.vectorizer.transform(["北京天气", "北京天气"]), clf.vectorizer.transform(["北京天气", "上海下雨吗"])
+    alike = clf._alike(va, vb, ["北京天气", "北京天气"], ["北京天气", "上海下雨吗"])
+    # per order 1, 2, 3: cosine, Jaccard; then the length difference. The same text: alike in every way;
+    # 北京天气 / 上海下雨吗 (吗 unseen in training): no char, bigram or trigram in common, lengths 4 and 5
+    np.testing.assert_allclose(alike, [[1, 1, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 1 / 5]], atol=1e-9)
+    chars = clf._alike(va[:1], clf.vectorizer.transform(["天气好"]), ["北京天气"], ["天气好"])
+    assert chars[0, 1] == 2 / 4 and chars[0, 3] == 1 / 3 and chars[0, 5] == 0  # 天 气 of 北 京 天 气 (好 unseen)
+
+
 def test_calibrated_classical_gives_probabilities_in_label_order(sentiment, caplog):
     train, test = sentiment(200, seed=1), sentiment(60, seed=3)
     y = np.array([int(lab) for lab, _ in train])

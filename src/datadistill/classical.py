@@ -4,7 +4,9 @@
 It answers the user's first question about a distilled student: is it worth more than a simple
 model? It reads the same text the students read. For pairs it reads, like the pair students'
 [u, v, |u-v|, u*v] head, the product and the absolute difference of the two sides' TF-IDF vectors:
-which n-grams both sides share and which only one has.
+which n-grams both sides share and which only one has; and, like the linear pair bag's `similarity`,
+how alike the two texts are as wholes: per n-gram order the cosine and the Jaccard overlap of the two
+vectors, and the difference of their lengths.
 """
 
 from __future__ import annotations
@@ -64,7 +66,27 @@ class ClassicalBaseline:
         from scipy.sparse import hstack
 
         va, vb = self.vectorizer.transform(texts_a), self.vectorizer.transform(texts_b)
-        return hstack([va.multiply(vb), abs(va - vb)]).tocsr()
+        return hstack([va.multiply(vb), abs(va - vb), self._alike(va, vb, texts_a, texts_b)]).tocsr()
+
+    def _alike(self, va, vb, texts_a: list[str], texts_b: list[str]) -> np.ndarray:
+        """[N, 2 x orders + 1]: per n-gram order the cosine and the Jaccard overlap of the two sides'
+        TF-IDF vectors over that order's n-grams, then |len_a - len_b| / the longer length."""
+        order = np.zeros(len(self.vectorizer.vocabulary_), dtype=np.int64)  # column -> n-gram length
+        for gram, col in self.vectorizer.vocabulary_.items():
+            order[col] = len(gram)
+        cols = []
+        for n in range(self.cfg.ngram_min, self.cfg.ngram_max + 1):
+            idx = np.flatnonzero(order == n)
+            a, b = va[:, idx], vb[:, idx]
+            dot = np.asarray(a.multiply(b).sum(1)).ravel()
+            norms = np.sqrt(np.asarray(a.multiply(a).sum(1)).ravel() * np.asarray(b.multiply(b).sum(1)).ravel())
+            cols.append(dot / np.maximum(norms, 1e-12))
+            inter = np.asarray((a > 0).multiply(b > 0).sum(1)).ravel()
+            union = (a > 0).sum(1).A.ravel() + (b > 0).sum(1).A.ravel() - inter
+            cols.append(inter / np.maximum(union, 1))
+        len_a, len_b = np.array([len(t) for t in texts_a]), np.array([len(t) for t in texts_b])
+        cols.append(np.abs(len_a - len_b) / np.maximum(np.maximum(len_a, len_b), 1))
+        return np.stack(cols, 1)
 
     def fit(self, texts_a: list[str], label_ids, texts_b: list[str] | None = None) -> "ClassicalBaseline":
         self.pair = texts_b is not None

@@ -75,7 +75,7 @@ def save_model(
 
 # Settings added after the first model folders were written, at the values those folders were made with
 LEGACY_FEATURES = {"ngram_hash": "poly"}
-LEGACY_MODEL = {"match": False}  # for the students whose hyper-parameters have the key
+LEGACY_MODEL = {"match": False, "similarity": False}  # for the students whose hyper-parameters have the key
 
 
 def read_folder(

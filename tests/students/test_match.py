@@ -161,3 +161,59 @@ def test_a_pair_folder_written_before_match_loads_without_it(tmp_path, write_tsv
     model, _, _, _ = load_folder(old)
     assert model.cfg.match is False and model.shared_emb is None
     np.testing.assert_allclose(model(batch).detach().numpy(), want.detach().numpy(), atol=1e-6)
+
+
+def test_the_linear_pair_bag_weighs_the_cosine_overlap_and_length_difference_of_the_texts():
+    f = _featurizer(())
+    model = build_student("bow", {}, Dims(len(f.vocab), 2, 0, pair=True)).eval()
+    assert model.cfg.similarity is True and model.similar.in_features == 3  # tokens: cosine, Jaccard; lengths
+    with torch.no_grad():
+        model.idf_tok.uniform_(1.0, 3.0)
+        model.similar.weight.normal_()
+    seen = []
+    model.similar.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()) and None)
+    idf, v = model.idf_tok, f.vocab.stoi
+    with torch.no_grad():
+        got = model(f.batch(["北京天气天气", "今天"], ["上海天气", "今天"]))
+        swapped = model(f.batch(["上海天气", "今天"], ["北京天气天气", "今天"]))
+    sq = {c: float(idf[v[c]]) ** 2 for c in "北京天气上海"}
+    cosine = (sq["天"] + sq["气"]) / ((sq["北"] + sq["京"] + sq["天"] + sq["气"]) * (sq["上"] + sq["海"] + sq["天"] + sq["气"])) ** 0.5
+    # distinct chars: 4 and 4, 2 shared -> Jaccard 2 / 6; lengths 6 and 4 -> 2 / 6
+    np.testing.assert_allclose(seen[0].numpy(), [[cosine, 2 / 6, 2 / 6], [1.0, 1.0, 0.0]], rtol=1e-5)
+    assert torch.allclose(got, swapped, atol=1e-6)
+    with_ngrams = build_student("bow", {}, Dims(len(f.vocab), 2, 97, pair=True))
+    assert with_ngrams.similar.in_features == 5  # tokens and n-grams: cosine, Jaccard each; lengths
+
+
+def test_similarity_is_refused_where_there_is_no_linear_pair_bag():
+    for params, dims, why in [
+        ({"similarity": True}, Dims(30, 2, 97), "this data has single texts"),
+        ({"similarity": True, "emb_dim": 8}, Dims(30, 2, 97, pair=True), "emb_dim is 8"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            build_student("bow", params, dims)
+        assert str(e.value) == (
+            f"similarity compares the two texts of a pair in a linear bag (emb_dim 0), and {why}: "
+            "remove similarity from the student's model settings"
+        )
+    assert build_student("bow", {}, Dims(30, 2, 97)).cfg.similarity is False
+    assert build_student("bow", {"similarity": False}, Dims(30, 2, 97, pair=True)).cfg.similarity is False
+
+
+def test_a_linear_pair_bag_folder_written_before_similarity_loads_without_it(tmp_path, write_tsv):
+    rows = [("1", "北京天气", "北京的天气"), ("0", "北京天气", "上海天气"), ("1", "今天怎么样", "今天如何")] * 12
+    header = ("label", "text_a", "text_b")
+    train, dev = write_tsv(tmp_path / "train.tsv", rows, header), write_tsv(tmp_path / "dev.tsv", rows[:9], header)
+    overrides = [f"data.train={train}", f"data.dev={dev}", "student.arch=bow", 'student.model={"similarity": false}']
+    train_student(load_run_config(None, [*overrides, "train.epochs=2", f"output={tmp_path / 'bow'}"]))
+    folder, old = tmp_path / "bow", tmp_path / "old"
+    model, featurizer, _, config = load_folder(folder)
+    assert config["model"]["similarity"] is False and not hasattr(model, "similar")
+    batch = featurizer.batch(["北京天气"], ["上海天气"])
+    want = model(batch)
+    shutil.copytree(folder, old)
+    del config["model"]["similarity"]  # what the folders of earlier versions hold
+    (old / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    model, _, _, _ = load_folder(old)
+    assert model.cfg.similarity is False
+    np.testing.assert_allclose(model(batch).detach().numpy(), want.detach().numpy(), atol=1e-6)

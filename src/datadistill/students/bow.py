@@ -6,7 +6,9 @@ over the text's positions. For a pair, a linear bag reads what the two texts sha
 not (`match`): an n-gram both hold adds its `both` weights times the product of its weights on the
 two sides, an n-gram one side lacks adds its `apart` weights times its own weight, each distinct
 n-gram counted once (summed over all n-grams, the products are the cosine of the two binary TF-IDF
-vectors). With emb_dim > 0 each text is the mean of emb_dim-wide embeddings, read by a (hidden layer
+vectors); with `similarity` it also weighs how alike the two texts are as wholes, as a classical
+matching model does: per table the cosine and the Jaccard overlap of their distinct ids, and the
+difference of their lengths (a weight each, shared by every pair). With emb_dim > 0 each text is the mean of emb_dim-wide embeddings, read by a (hidden layer
 and a) linear head; with `match` a second bag holds only what the text does not share with its pair,
 beside the bag of all.
 bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,6 +38,9 @@ class BowConfig(PairOptions):
     hidden: int = 0  # 0: no hidden layer (a linear model on the bag, as fastText)
     dropout: float = 0.2  # on the bag vector; a linear bag has none (its bag already holds the logits)
     weighting: str | None = None  # "tfidf" or "mean"; None: "tfidf" for a linear bag, else "mean"
+    # a linear pair bag: also weigh how alike the two texts are as wholes (per table the cosine and the
+    # Jaccard overlap of their distinct tokens / n-grams, and their length difference); None: on there
+    similarity: bool | None = None
 
     RANGES = {"emb_dim": (0, 65_536), "hidden": (0, 65_536), "dropout": (0, 1, "right-open")}
 
@@ -55,7 +61,15 @@ class BowConfig(PairOptions):
                 "remove match from the student's model settings (it is on for pairs), or set emb_dim above 0, e.g. 64"
             )
         weighting = self.weighting or ("tfidf" if emb == 0 else "mean")
-        return dataclasses.replace(self, emb_dim=emb, weighting=weighting)
+        linear_pair = emb == 0 and pair
+        if self.similarity and not linear_pair:
+            raise ConfigError(
+                "similarity compares the two texts of a pair in a linear bag (emb_dim 0), and "
+                + ("this data has single texts" if not pair else f"emb_dim is {emb}")
+                + ": remove similarity from the student's model settings"
+            )
+        similarity = linear_pair if self.similarity is None else self.similarity
+        return dataclasses.replace(self, emb_dim=emb, weighting=weighting, similarity=similarity)
 
 
 @register_student("bow", BowConfig)
@@ -87,6 +101,8 @@ class BOW(Student):
             self.ngr_both = (
                 nn.EmbeddingBag(dims.ngram_buckets, width, mode="sum", padding_idx=0) if dims.ngram_buckets else None
             )
+        if cfg.similarity:  # [cosine, Jaccard] per table, then the length difference -> logits
+            self.similar = nn.Linear(2 * (1 + bool(dims.ngram_buckets)) + 1, dims.num_labels)
         if cfg.weighting == "tfidf":
             # IDF per token id and per n-gram bucket (fit_idf); saved with the weights
             self.register_buffer("idf_tok", torch.ones(dims.vocab_size))
@@ -96,6 +112,9 @@ class BOW(Student):
                 for t in (self.tok, self.ngr, getattr(self, "tok_both", None), getattr(self, "ngr_both", None)):
                     if t is not None:
                         t.weight.zero_()
+                if cfg.similarity:
+                    self.similar.weight.zero_()
+                    self.similar.bias.zero_()
             self.mlp = nn.Identity()
             self.out_dim = dims.num_labels
             self.head = Bias(dims.num_labels)
@@ -180,20 +199,31 @@ class BOW(Student):
         whether the text holds it once or ten times, and the products of two texts' weights sum to the
         cosine of their (binary) TF-IDF vectors, at most 1. ids [B, L], ngrams [B, G] or None ->
         ([B, L], [B, G] or None), padding 0."""
+        return self._normalised(self._distinct_tables(ids, ngrams))
+
+    def _distinct_tables(self, ids: torch.Tensor, ngrams: torch.Tensor | None) -> list["Distinct | None"]:
+        """Per table (tokens, n-grams; None where absent) the distinct-id view of each text (`Distinct`)."""
         tfidf = self.cfg.weighting == "tfidf"
         dtype = self.tok.weight.dtype
-        parts, norm = [], 0.0
+        tables = []
         for x, idf in ((ids, getattr(self, "idf_tok", None)), (ngrams, getattr(self, "idf_ngr", None))):
             if x is None:
-                parts.append(None)
+                tables.append(None)
                 continue
             real = (x != 0).to(dtype)
             copies = weight_in(x, x, real).clamp(min=1.0)  # [B, L]: how often the position's id occurs in its text
-            base = idf[x] * real if tfidf else real
-            norm = norm + (base * base / copies).sum(1) if tfidf else norm + (real / copies).sum(1)
-            parts.append(base / copies)
-        norm = (norm.clamp(min=1e-12).sqrt() if tfidf else norm.clamp(min=1.0))[:, None]
-        return parts[0] / norm, (parts[1] / norm if parts[1] is not None else None)
+            base = idf[x] * real if tfidf else real  # a 0/1 real is its own square: mean's sq is the count
+            tables.append(Distinct(base / copies, base * base / copies, real / copies))
+        return tables
+
+    def _normalised(self, tables: list["Distinct | None"]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        norm = 0.0
+        for t in tables:
+            if t is not None:
+                norm = norm + t.sq.sum(1)
+        norm = (norm.clamp(min=1e-12).sqrt() if self.cfg.weighting == "tfidf" else norm.clamp(min=1.0))[:, None]
+        tok, ngr = tables
+        return tok.weight / norm, (ngr.weight / norm if ngr is not None else None)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.linear_pair:
@@ -205,16 +235,25 @@ class BOW(Student):
         ngr_a, ngr_b = batch.get("ngr_a"), batch.get("ngr_b")
         if self.ngr is None:
             ngr_a = ngr_b = None
-        wa, wna = self.distinct_weights(ids_a, ngr_a)
-        wb, wnb = self.distinct_weights(ids_b, ngr_b)
+        dist_a, dist_b = self._distinct_tables(ids_a, ngr_a), self._distinct_tables(ids_b, ngr_b)
+        (wa, wna), (wb, wnb) = self._normalised(dist_a), self._normalised(dist_b)
         logits = 0.0
-        sides = [(self.tok, self.tok_both, ids_a, ids_b, wa, wb, 2)]  # tokens: padding and [UNK] never shared
+        alike = []  # [B] each: cosine and Jaccard overlap per table
+        sides = [(self.tok, self.tok_both, ids_a, ids_b, wa, wb, 2, 0)]  # tokens: padding and [UNK] never shared
         if ngr_a is not None and ngr_b is not None:
-            sides.append((self.ngr, self.ngr_both, ngr_a, ngr_b, wna, wnb, 1))
-        for apart, both, xa, xb, w_a, w_b, first_known in sides:
+            sides.append((self.ngr, self.ngr_both, ngr_a, ngr_b, wna, wnb, 1, 1))
+        for apart, both, xa, xb, w_a, w_b, first_known, t in sides:
             in_b, in_a = weights_in_both(xa, xb, w_a, w_b, first_known)  # [B, L], [B, M]: the weight in the other
             logits = logits + bag_sum(both, xa, w_a * in_b)  # each (a, b) position pair counted once
             logits = logits + bag_sum(apart, xa, w_a * (in_b == 0)) + bag_sum(apart, xb, w_b * (in_a == 0))
+            if self.cfg.similarity:
+                alike += _alike(dist_a[t], dist_b[t], in_b > 0)
+        if self.cfg.similarity:
+            if len(sides) == 1 and self.ngr is not None:  # a batch without n-grams: none shared, none alike
+                alike += [torch.zeros_like(alike[0])] * 2
+            len_a, len_b = (ids_a != 0).sum(1).to(wa.dtype), (ids_b != 0).sum(1).to(wa.dtype)  # [B] tokens
+            alike.append((len_a - len_b).abs() / torch.maximum(len_a, len_b).clamp(min=1.0))
+            logits = logits + self.similar(torch.stack(alike, 1))  # [B, 2 tables + 1] -> [B, C]
         return self.head(logits)
 
     def _scored_tables(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -247,6 +286,27 @@ class BOW(Student):
         tables (FoldedBow): onnxruntime then gathers num_labels numbers per token instead of emb_dim
         (~10x faster batches; its Gather has no embedding-bag kernel)."""
         return FoldedBow(self) if not self.cfg.hidden and not self.dims.pair else self
+
+
+class Distinct(NamedTuple):
+    """One table of a text seen as its distinct ids, per position [B, L] (0 at padding), each summing
+    over a text to one value per distinct id: `weight` its base weight (IDF, or 1 for mean) over the
+    copies of its id in the text, `sq` the squared base weight over the copies, `once` 1 over them."""
+
+    weight: torch.Tensor
+    sq: torch.Tensor
+    once: torch.Tensor
+
+
+def _alike(a: Distinct, b: Distinct, shared_a: torch.Tensor) -> list[torch.Tensor]:
+    """[cosine, Jaccard overlap] [B] each of two texts' binary TF-IDF vectors over one table; shared_a
+    [B, L] marks the positions of a whose id b holds."""
+    shared = shared_a.to(a.weight.dtype)
+    both_sq, both_count = (shared * a.sq).sum(1), (shared * a.once).sum(1)  # over the distinct shared ids
+    cosine = both_sq / (a.sq.sum(1) * b.sq.sum(1)).clamp(min=1e-12).sqrt()
+    count_a, count_b = a.once.sum(1), b.once.sum(1)
+    jaccard = both_count / (count_a + count_b - both_count).clamp(min=1.0)
+    return [cosine, jaccard]
 
 
 class Bias(nn.Module):
