@@ -177,7 +177,9 @@ def test_the_linear_pair_bag_weighs_the_cosine_overlap_and_length_difference_of_
         got = model(f.batch(["北京天气天气", "今天"], ["上海天气", "今天"]))
         swapped = model(f.batch(["上海天气", "今天"], ["北京天气天气", "今天"]))
     sq = {c: float(idf[v[c]]) ** 2 for c in "北京天气上海"}
-    cosine = (sq["天"] + sq["气"]) / ((sq["北"] + sq["京"] + sq["天"] + sq["气"]) * (sq["上"] + sq["海"] + sq["天"] + sq["气"])) ** 0.5
+    cosine = (sq["天"] + sq["气"]) / (
+        (sq["北"] + sq["京"] + sq["天"] + sq["气"]) * (sq["上"] + sq["海"] + sq["天"] + sq["气"])
+    ) ** 0.5
     # distinct chars: 4 and 4, 2 shared -> Jaccard 2 / 6; lengths 6 and 4 -> 2 / 6
     np.testing.assert_allclose(seen[0].numpy(), [[cosine, 2 / 6, 2 / 6], [1.0, 1.0, 0.0]], rtol=1e-5)
     assert torch.allclose(got, swapped, atol=1e-6)
