@@ -15,6 +15,7 @@ from datadistill.modelio import load_folder
 from datadistill.student import load_run_config, train_student
 from datadistill.students import build_student
 from datadistill.students.base import Dims, shared_with
+from datadistill.students.bow import SIMILARITY_SCALE
 from datadistill.text import Vocab
 from datadistill.text.features import FeatureConfig, Featurizer
 
@@ -181,7 +182,7 @@ def test_the_linear_pair_bag_weighs_the_cosine_overlap_and_length_difference_of_
         (sq["北"] + sq["京"] + sq["天"] + sq["气"]) * (sq["上"] + sq["海"] + sq["天"] + sq["气"])
     ) ** 0.5
     # distinct chars: 4 and 4, 2 shared -> Jaccard 2 / 6; lengths 6 and 4 -> 2 / 6
-    np.testing.assert_allclose(seen[0].numpy(), [[cosine, 2 / 6, 2 / 6], [1.0, 1.0, 0.0]], rtol=1e-5)
+    np.testing.assert_allclose(seen[0].numpy() / SIMILARITY_SCALE, [[cosine, 2 / 6, 2 / 6], [1.0, 1.0, 0.0]], rtol=1e-5)
     assert torch.allclose(got, swapped, atol=1e-6)
     with_ngrams = build_student("bow", {}, Dims(len(f.vocab), 2, 97, pair=True))
     assert with_ngrams.similar.in_features == 5  # tokens and n-grams: cosine, Jaccard each; lengths
