@@ -71,12 +71,8 @@ class ClassicalBaseline:
     def _alike(self, va, vb, texts_a: list[str], texts_b: list[str]) -> np.ndarray:
         """[N, 2 x orders + 1]: per n-gram order the cosine and the Jaccard overlap of the two sides'
         TF-IDF vectors over that order's n-grams, then |len_a - len_b| / the longer length."""
-        order = np.zeros(len(self.vectorizer.vocabulary_), dtype=np.int64)  # column -> n-gram length
-        for gram, col in self.vectorizer.vocabulary_.items():
-            order[col] = len(gram)
         cols = []
-        for n in range(self.cfg.ngram_min, self.cfg.ngram_max + 1):
-            idx = np.flatnonzero(order == n)
+        for idx in self.order_columns:
             a, b = va[:, idx], vb[:, idx]
             dot = np.asarray(a.multiply(b).sum(1)).ravel()
             norms = np.sqrt(np.asarray(a.multiply(a).sum(1)).ravel() * np.asarray(b.multiply(b).sum(1)).ravel())
@@ -91,6 +87,11 @@ class ClassicalBaseline:
     def fit(self, texts_a: list[str], label_ids, texts_b: list[str] | None = None) -> "ClassicalBaseline":
         self.pair = texts_b is not None
         self.vectorizer.fit(list(texts_a) + list(texts_b or []))
+        if self.pair:  # the vocabulary's columns of each n-gram order, for _alike (found once, not per call)
+            order = np.zeros(len(self.vectorizer.vocabulary_), dtype=np.int64)
+            for gram, col in self.vectorizer.vocabulary_.items():
+                order[col] = len(gram)
+            self.order_columns = [np.flatnonzero(order == n) for n in range(self.cfg.ngram_min, self.cfg.ngram_max + 1)]
         y = np.asarray(label_ids)
         self.num_labels = int(y.max()) + 1
         folds = int(np.bincount(y)[np.unique(y)].min()) if len(y) else 0

@@ -67,6 +67,7 @@ class BowConfig(PairOptions):
             raise ConfigError(
                 "similarity compares the two texts of a pair in a linear bag (emb_dim 0), and "
                 + ("this data has single texts" if not pair else f"emb_dim is {emb}")
+                + (" (the default with a hidden layer)" if pair and self.emb_dim is None else "")
                 + ": remove similarity from the student's model settings"
             )
         similarity = linear_pair if self.similarity is None else self.similarity
@@ -103,7 +104,7 @@ class BOW(Student):
                 nn.EmbeddingBag(dims.ngram_buckets, width, mode="sum", padding_idx=0) if dims.ngram_buckets else None
             )
         if cfg.similarity:  # [cosine, Jaccard] per table, then the length difference -> logits
-            self.similar = nn.Linear(2 * (1 + bool(dims.ngram_buckets)) + 1, dims.num_labels)
+            self.similar = nn.Linear(2 * (1 + bool(dims.ngram_buckets)) + 1, dims.num_labels, bias=False)
         if cfg.weighting == "tfidf":
             # IDF per token id and per n-gram bucket (fit_idf); saved with the weights
             self.register_buffer("idf_tok", torch.ones(dims.vocab_size))
@@ -115,7 +116,6 @@ class BOW(Student):
                         t.weight.zero_()
                 if cfg.similarity:
                     self.similar.weight.zero_()
-                    self.similar.bias.zero_()
             self.mlp = nn.Identity()
             self.out_dim = dims.num_labels
             self.head = Bias(dims.num_labels)
@@ -191,19 +191,10 @@ class BOW(Student):
         norm = norm.clamp(min=1e-12).sqrt() if tfidf else norm
         return self.mlp(torch.cat([total, apart], dim=-1) / norm[:, None])
 
-    def distinct_weights(
-        self, ids: torch.Tensor, ngrams: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Each position's weight in its text's vector over *distinct* tokens and n-grams, each counted
-        once (a repeated one's weight is split over its positions): tfidf: IDF / the L2 norm of the
-        distinct IDFs; mean: 1 / the number of distinct ones. So the weights of one id sum to the same
-        whether the text holds it once or ten times, and the products of two texts' weights sum to the
-        cosine of their (binary) TF-IDF vectors, at most 1. ids [B, L], ngrams [B, G] or None ->
-        ([B, L], [B, G] or None), padding 0."""
-        return self._normalised(self._distinct_tables(ids, ngrams))
-
     def _distinct_tables(self, ids: torch.Tensor, ngrams: torch.Tensor | None) -> list["Distinct | None"]:
-        """Per table (tokens, n-grams; None where absent) the distinct-id view of each text (`Distinct`)."""
+        """Per table (tokens, n-grams; None where absent) the distinct-id view of each text (`Distinct`):
+        a repeated id's weight is split over its positions, so the weights of one id sum to the same
+        whether the text holds it once or ten times. ids [B, L], ngrams [B, G] or None."""
         tfidf = self.cfg.weighting == "tfidf"
         dtype = self.tok.weight.dtype
         tables = []
@@ -218,6 +209,10 @@ class BOW(Student):
         return tables
 
     def _normalised(self, tables: list["Distinct | None"]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each position's weight in its text's vector over distinct tokens and n-grams: tfidf: IDF / the
+        L2 norm of the distinct IDFs; mean: 1 / the number of distinct ones; so the products of two
+        texts' weights sum to the cosine of their (binary) TF-IDF vectors, at most 1. -> ([B, L], [B, G]
+        or None), padding 0."""
         norm = 0.0
         for t in tables:
             if t is not None:
@@ -250,8 +245,6 @@ class BOW(Student):
             if self.cfg.similarity:
                 alike += _alike(dist_a[t], dist_b[t], in_b > 0)
         if self.cfg.similarity:
-            if len(sides) == 1 and self.ngr is not None:  # a batch without n-grams: none shared, none alike
-                alike += [torch.zeros_like(alike[0])] * 2
             len_a, len_b = (ids_a != 0).sum(1).to(wa.dtype), (ids_b != 0).sum(1).to(wa.dtype)  # [B] tokens
             alike.append((len_a - len_b).abs() / torch.maximum(len_a, len_b).clamp(min=1.0))
             # [B, 2 tables + 1] -> [B, C]; scaled so that Adam, whose steps are about lr whatever the
