@@ -396,9 +396,14 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
             probs_C = member.probs(a_dev, b_dev)
             if lc.classical_weight == "auto":
                 weight, table = choose_weight(probs_T, probs_C, gold, lm.labels)
+                multi = len(lm.labels) > 2  # the weight is chosen by accuracy + macro-F1 there (ensemble.py)
                 log.info(
-                    "[label] ensemble weights on dev (accuracy): "
-                    + ", ".join(f"{r['weight']:g}: {r['accuracy'] * 100:.2f}" for r in table)
+                    f"[label] ensemble weights on dev ({'accuracy / macro-F1' if multi else 'accuracy'}): "
+                    + ", ".join(
+                        f"{r['weight']:g}: {r['accuracy'] * 100:.2f}"
+                        + (f" / {r['macro_f1'] * 100:.2f}" if multi else "")
+                        for r in table
+                    )
                 )
             else:
                 weight, table = float(lc.classical_weight), []

@@ -328,7 +328,11 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
     train_ex, dev_ex, test_ex, label_map = read_splits(d.train, d.dev, d.test, d.label_column, d.skip_bad_lines)
     pair = train_ex[0].text_b is not None
     if s.features.ngram_buckets is None:
-        s.features.ngram_buckets = STUDENTS.get(s.arch)[0].default_buckets(s.model, pair)
+        # a copy: the caller's config (which the pipeline's students may share, and whose fingerprint it
+        # records) keeps null, the model folder the value used
+        buckets = STUDENTS.get(s.arch)[0].default_buckets(s.model, pair)
+        s = dataclasses.replace(s, features=dataclasses.replace(s.features, ngram_buckets=buckets))
+        cfg = dataclasses.replace(cfg, student=s)
     keep = _part1_keep(d, label_map, cfg.train)
     # part.1 streams through the builder: flat arrays of token ids, no per-row objects (rows.py)
     build = RowBuilder(get_tokenizer(s.features.tokenizer), label_map, s.features.max_len, s.pretokenized, pair)

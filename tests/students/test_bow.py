@@ -163,3 +163,18 @@ def test_prediction_tables_follow_weights_replaced_in_eval_mode():
             with torch.enable_grad():
                 want = bow(batch)
             assert torch.allclose(fast, want, atol=1e-5)
+
+
+def test_training_leaves_the_callers_config_as_it_was(tmp_path, write_tsv):
+    """The pipeline's baseline and distilled students share one features object and record its settings
+    in their fingerprints: training one must not write the buckets it chose into it (it did, and the
+    distilled BOW of a finished run was trained again whenever its baseline was up to date)."""
+    rows = [("1", "很好很好"), ("0", "很差很差"), ("1", "不错"), ("0", "太差")] * 10
+    train, dev = write_tsv(tmp_path / "train.tsv", rows), write_tsv(tmp_path / "dev.tsv", rows[:8])
+    cfg = load_run_config(None, [f"data.train={train}", f"data.dev={dev}", "student.arch=bow", "train.epochs=1"])
+    cfg.output = str(tmp_path / "bow")
+    assert cfg.student.features.ngram_buckets is None
+    train_student(cfg)
+    assert cfg.student.features.ngram_buckets is None
+    _, featurizer, _, config = load_folder(tmp_path / "bow")
+    assert featurizer.cfg.ngram_buckets == 1_000_000 and config["features"]["ngram_buckets"] == 1_000_000
