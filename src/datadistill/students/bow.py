@@ -8,9 +8,9 @@ two sides, an n-gram one side lacks adds its `apart` weights times its own weigh
 n-gram counted once (summed over all n-grams, the products are the cosine of the two binary TF-IDF
 vectors); with `similarity` it also weighs how alike the two texts are as wholes, as a classical
 matching model does: per table the cosine and the Jaccard overlap of their distinct ids, and the
-difference of their lengths (a weight each, shared by every pair). With emb_dim > 0 each text is the mean of emb_dim-wide embeddings, read by a (hidden layer
-and a) linear head; with `match` a second bag holds only what the text does not share with its pair,
-beside the bag of all.
+difference of their lengths (a weight each, shared by every pair). With emb_dim > 0 each text is the
+mean of emb_dim-wide embeddings, read by a (hidden layer and a) linear head; with `match` a second bag
+holds only what the text does not share with its pair, beside the bag of all.
 bench/RESULTS.md ("The BOW student") has the measurements behind the defaults.
 """
 
@@ -249,7 +249,7 @@ class BOW(Student):
             alike.append((len_a - len_b).abs() / torch.maximum(len_a, len_b).clamp(min=1.0))
             # [B, 2 tables + 1] -> [B, C]; scaled so that Adam, whose steps are about lr whatever the
             # gradient, moves these few weights every batch shares SIMILARITY_SCALE times faster than the
-            # tables' (a fitted logistic regression weighs them ~5-10, out of reach of 8 epochs at 5e-3)
+            # tables': a fitted linear model gives them weights a few epochs at the bag's lr cannot reach
             logits = logits + self.similar(torch.stack(alike, 1) * SIMILARITY_SCALE)
         return self.head(logits)
 
