@@ -77,8 +77,9 @@ class ClassicalBaseline:
             dot = np.asarray(a.multiply(b).sum(1)).ravel()
             norms = np.sqrt(np.asarray(a.multiply(a).sum(1)).ravel() * np.asarray(b.multiply(b).sum(1)).ravel())
             cols.append(dot / np.maximum(norms, 1e-12))
-            inter = np.asarray((a > 0).multiply(b > 0).sum(1)).ravel()
-            union = (a > 0).sum(1).A.ravel() + (b > 0).sum(1).A.ravel() - inter
+            in_a, in_b = a > 0, b > 0
+            inter = np.asarray(in_a.multiply(in_b).sum(1)).ravel()
+            union = in_a.sum(1).A.ravel() + in_b.sum(1).A.ravel() - inter
             cols.append(inter / np.maximum(union, 1))
         len_a, len_b = np.array([len(t) for t in texts_a]), np.array([len(t) for t in texts_b])
         cols.append(np.abs(len_a - len_b) / np.maximum(np.maximum(len_a, len_b), 1))

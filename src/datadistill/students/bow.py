@@ -205,7 +205,8 @@ class BOW(Student):
             real = (x != 0).to(dtype)
             copies = weight_in(x, x, real).clamp(min=1.0)  # [B, L]: how often the position's id occurs in its text
             base = idf[x] * real if tfidf else real  # a 0/1 real is its own square: mean's sq is the count
-            tables.append(Distinct(base / copies, base * base / copies, real / copies))
+            sq, once = base * base / copies, real / copies
+            tables.append(Distinct(base / copies, sq, once, sq.sum(1), once.sum(1)))
         return tables
 
     def _normalised(self, tables: list["Distinct | None"]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -216,7 +217,7 @@ class BOW(Student):
         norm = 0.0
         for t in tables:
             if t is not None:
-                norm = norm + t.sq.sum(1)
+                norm = norm + t.sq_total
         norm = (norm.clamp(min=1e-12).sqrt() if self.cfg.weighting == "tfidf" else norm.clamp(min=1.0))[:, None]
         tok, ngr = tables
         return tok.weight / norm, (ngr.weight / norm if ngr is not None else None)
@@ -288,11 +289,14 @@ class BOW(Student):
 class Distinct(NamedTuple):
     """One table of a text seen as its distinct ids, per position [B, L] (0 at padding), each summing
     over a text to one value per distinct id: `weight` its base weight (IDF, or 1 for mean) over the
-    copies of its id in the text, `sq` the squared base weight over the copies, `once` 1 over them."""
+    copies of its id in the text, `sq` the squared base weight over the copies, `once` 1 over them;
+    and per text [B] the sums of `sq` and `once` (the squared norm and the number of distinct ids)."""
 
     weight: torch.Tensor
     sq: torch.Tensor
     once: torch.Tensor
+    sq_total: torch.Tensor
+    count: torch.Tensor
 
 
 def _alike(a: Distinct, b: Distinct, shared_a: torch.Tensor) -> list[torch.Tensor]:
@@ -300,9 +304,8 @@ def _alike(a: Distinct, b: Distinct, shared_a: torch.Tensor) -> list[torch.Tenso
     [B, L] marks the positions of a whose id b holds."""
     shared = shared_a.to(a.weight.dtype)
     both_sq, both_count = (shared * a.sq).sum(1), (shared * a.once).sum(1)  # over the distinct shared ids
-    cosine = both_sq / (a.sq.sum(1) * b.sq.sum(1)).clamp(min=1e-12).sqrt()
-    count_a, count_b = a.once.sum(1), b.once.sum(1)
-    jaccard = both_count / (count_a + count_b - both_count).clamp(min=1.0)
+    cosine = both_sq / (a.sq_total * b.sq_total).clamp(min=1e-12).sqrt()
+    jaccard = both_count / (a.count + b.count - both_count).clamp(min=1.0)
     return [cosine, jaccard]
 
 
