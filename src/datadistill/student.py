@@ -224,6 +224,8 @@ def fit_student(
         z = predict_logits(model, featurizer.collate, dev_rows, num_labels, cfg.eval_batch_size)
         return float((z.argmax(-1) == dev_gold).mean())
 
+    if _solves(model, cfg):
+        return _solve_student(model, featurizer, train_rows, num_labels, cfg, index, log_prior, evaluate, progress)
     lengths = train_rows.lengths()[index]
     return fit(
         model,
@@ -238,6 +240,64 @@ def fit_student(
         what="student training",
         progress=progress,
     )
+
+
+def _solves(model: nn.Module, cfg: TrainConfig) -> bool:
+    """Whether the student is solved full-batch (train.solver) rather than trained in mini-batches."""
+    linear = hasattr(model, "linear_design") and model.cfg.emb_dim == 0
+    if cfg.solver == "lbfgs" and not linear:
+        raise ConfigError(
+            f"solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this "
+            f"{type(model).__name__.lower()} is not: set train.solver to auto or adamw"
+        )
+    return linear and cfg.solver != "adamw"
+
+
+def _solve_student(
+    model: nn.Module,
+    featurizer: Featurizer,
+    train_rows: RowTable,
+    num_labels: int,
+    cfg: TrainConfig,
+    index: np.ndarray,
+    log_prior: torch.Tensor | None,
+    evaluate: Callable[[], float],
+    progress: bool,
+):
+    """fit_student's full-batch path (solve.py): the same loss over the same epoch rows, on CPU."""
+    from .solve import design_matrix, solve_linear, targets
+
+    model.cpu()
+    cpu = torch.device("cpu")
+    n, chunk = len(train_rows), 1024
+    batches = (
+        collate_rows(featurizer.collate, [train_rows[i] for i in range(s, min(s + chunk, n))], num_labels, cpu)
+        for s in range(0, n, chunk)
+    )
+    t0 = time.perf_counter()
+    x = design_matrix(model, batches, n)  # [N, D]
+    log.info(f"design: {n:,} rows, {x.values().numel():,} non-zero inputs ({time.perf_counter() - t0:.1f}s)")
+    t = {k: (v[torch.from_numpy(index)] if v is not None else None) for k, v in targets(train_rows, num_labels).items()}
+    rows = torch.from_numpy(index)
+    prior = log_prior.cpu() if log_prior is not None else None
+    loss_fn = LOSSES.get(cfg.loss)
+
+    def loss_of(logits_S: torch.Tensor) -> torch.Tensor:  # [N, C] -> the loss over one epoch's rows
+        z = logits_S[rows]
+        if prior is not None:
+            z = z + prior
+        return loss_fn(
+            z,
+            t["labels"],
+            probs_T=t.get("probs_T"),
+            logits_T=t.get("logits_T"),
+            has_T=t["has_T"],
+            has_logits=t.get("has_logits"),
+            alpha=cfg.alpha,
+            temperature=cfg.temperature,
+        )
+
+    return solve_linear(model, x, loss_of, evaluate, len(index), cfg.l2_c, cfg.solver_iterations, progress)
 
 
 def evaluate_rows(model, featurizer: Featurizer, rows: RowTable, label_map: LabelMap, batch_size: int = 256) -> dict:

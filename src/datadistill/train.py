@@ -58,6 +58,9 @@ LOOP_RANGES = {
 }
 
 
+SOLVERS = ("auto", "adamw", "lbfgs")
+
+
 @dataclass
 class TrainConfig:
     """A student's training settings (the teacher's are `TeacherTrainConfig`)."""
@@ -86,9 +89,16 @@ class TrainConfig:
     # (logit adjustment, Menon et al. 2021): a part.1 the teacher labels mostly one class, while the test
     # is balanced, does not tilt every answer towards that class
     logit_adjust: bool = False
+    # how the weights are found: "adamw", the mini-batch loop above; "lbfgs", full-batch L-BFGS, for a
+    # student linear in its weights (a linear bag: solve.py); "auto", lbfgs where the student allows it
+    solver: str = "auto"
+    l2_c: float = 16.0  # lbfgs: inverse L2 strength, as scikit-learn's C (penalty ||W||^2 / (2 C n))
+    solver_iterations: int = 300  # lbfgs: at most this many iterations (epochs, lr and batches are the loop's)
 
     RANGES = {
         **LOOP_RANGES,
+        "l2_c": (0, None, "open"),
+        "solver_iterations": (1, None),
         "eval_batch_size": (1, None),
         "alpha": (0, 1),
         "temperature": (0, None, "open"),
@@ -104,6 +114,8 @@ class TrainConfig:
             raise ConfigError(unknown_name_message("loss", self.loss, LOSSES.names()))
         if self.schedule not in ("linear", "constant"):
             raise ConfigError(f"schedule must be 'linear' or 'constant', got '{self.schedule}'")
+        if self.solver not in SOLVERS:
+            raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got '{self.solver}'")
         check_ranges(self)
         check_device(self.device)
 

@@ -254,6 +254,83 @@ class BOW(Student):
             logits = logits + self.similar(torch.stack(alike, 1) * SIMILARITY_SCALE)
         return self.head(logits)
 
+    def linear_tables(self) -> list[tuple[str, int]]:
+        """A linear bag's weights as one matrix W [D, C] (what `linear_design` indexes): per block its
+        parameter name and row count, in order; the bias is apart (head.bias)."""
+        if self.cfg.emb_dim != 0:
+            raise ValueError("linear_tables: only a linear bag (emb_dim 0) is linear in its weights")
+        names = ["tok", "ngr"] + (["tok_both", "ngr_both"] if self.linear_pair else [])
+        blocks = [(f"{n}.weight", getattr(self, n).weight.shape[0]) for n in names if getattr(self, n) is not None]
+        if self.cfg.similarity:
+            blocks.append(("similar.weight", self.similar.weight.shape[1]))
+        return blocks
+
+    def set_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Load W [D, C] (blocks as `linear_tables`) and the bias [C] into the tables."""
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            start = 0
+            for name, rows in self.linear_tables():
+                block = weight[start : start + rows]
+                params[name].copy_(block.T if name == "similar.weight" else block)  # nn.Linear keeps [C, k]
+                start += rows
+            self.head.bias.copy_(bias)
+
+    @torch.no_grad()
+    def linear_design(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A linear bag's inputs as a sparse matrix X in COO form (row, column, value), with
+        logits = X W + bias for W [D, C] laid out as `linear_tables`; repeated (row, column) entries
+        add up. What a full-batch solver fits (solve.py); forward computes the same logits."""
+        blocks = dict(self.linear_tables())
+        offset, start = {}, 0
+        for name, rows in blocks.items():
+            offset[name.split(".")[0]] = start
+            start += rows
+        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+        def add(x: torch.Tensor, values: torch.Tensor, table: str) -> None:
+            real = x != 0  # [B, L]
+            rows = torch.arange(len(x))[:, None].expand_as(x)
+            parts.append((rows[real], x[real] + offset[table], values[real]))
+
+        ids_a, ngr_a = batch["ids_a"], batch.get("ngr_a") if self.ngr is not None else None
+        if not self.linear_pair:
+            if self.cfg.weighting == "tfidf":
+                w = self.idf_tok[ids_a] * (ids_a != 0)  # [B, L]
+                norm = (w * w).sum(1)
+                wn = self.idf_ngr[ngr_a] * (ngr_a != 0) if ngr_a is not None else None  # [B, G]
+                norm = (norm + (wn * wn).sum(1) if wn is not None else norm).clamp(min=1e-12).sqrt()
+            else:
+                w = (ids_a != 0).to(self.tok.weight.dtype)
+                wn = (ngr_a != 0).to(w.dtype) if ngr_a is not None else None
+                norm = batch["len_a"].clamp(min=1).to(w.dtype) + (wn.sum(1) if wn is not None else 0)
+            add(ids_a, w / norm[:, None], "tok")
+            if wn is not None:
+                add(ngr_a, wn / norm[:, None], "ngr")
+        else:
+            ids_b, ngr_b = batch["ids_b"], batch.get("ngr_b") if self.ngr is not None else None
+            dist_a, dist_b = self._distinct_tables(ids_a, ngr_a), self._distinct_tables(ids_b, ngr_b)
+            (wa, wna), (wb, wnb) = self._normalised(dist_a), self._normalised(dist_b)
+            sides = [("tok", ids_a, ids_b, wa, wb, 2, 0)]
+            if ngr_a is not None and ngr_b is not None:
+                sides.append(("ngr", ngr_a, ngr_b, wna, wnb, 1, 1))
+            alike = []
+            for table, xa, xb, w_a, w_b, first_known, t in sides:  # as forward
+                in_b, in_a = weights_in_both(xa, xb, w_a, w_b, first_known)
+                add(xa, w_a * in_b, f"{table}_both")
+                add(xa, w_a * (in_b == 0), table)
+                add(xb, w_b * (in_a == 0), table)
+                if self.cfg.similarity:
+                    alike += _alike(dist_a[t], dist_b[t], in_b > 0)
+            if self.cfg.similarity:
+                len_a, len_b = (ids_a != 0).sum(1).to(wa.dtype), (ids_b != 0).sum(1).to(wa.dtype)
+                alike.append((len_a - len_b).abs() / torch.maximum(len_a, len_b).clamp(min=1.0))
+                values = torch.stack(alike, 1) * SIMILARITY_SCALE  # [B, k]
+                rows = torch.arange(len(ids_a))[:, None].expand_as(values)
+                cols = offset["similar"] + torch.arange(values.shape[1]).expand_as(values)
+                parts.append((rows.reshape(-1), cols.reshape(-1), values.reshape(-1)))
+        return tuple(torch.cat(p) for p in zip(*parts))
+
     def _scored_tables(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per table [rows, width + 1]: the embeddings times their IDF, and IDF^2 as the last column, row 0
         (padding) zero. Summed over a text they give the weighted bag and its squared norm in one

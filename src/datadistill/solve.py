@@ -1,0 +1,125 @@
+"""Full-batch solving of a linear student (train.solver "lbfgs").
+
+A linear bag's logits are X W + b for a fixed sparse X (its weighted token and n-gram inputs), so its
+training is a convex problem, as a classical logistic regression's: L-BFGS over all rows at once, with
+an L2 penalty ||W||^2 / (2 C n) (scikit-learn's C; the bias is not penalised), reaches the optimum
+that mini-batch Adam only approaches (Adam moves rare n-grams as far as common ones and stops far from
+it). The objective is the training loop's own: the student's loss over the rows of one epoch (gold
+rows repeated as part0_share asks). bench/RESULTS.md ("The linear bag, solved") has the measurements.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .log import Progress, logger
+from .train import FitResult
+
+log = logger.getChild("solve")
+
+SOLVE_CHUNK = 25  # L-BFGS iterations between dev evaluations
+
+
+def design_matrix(model, batches: Iterable[dict[str, torch.Tensor]], n_rows: int) -> torch.Tensor:
+    """The model's inputs X [n_rows, D] (sparse CSR) from its `linear_design`, batch after batch."""
+    rows, cols, vals = [], [], []
+    start = 0
+    for batch in batches:
+        r, c, v = model.linear_design(batch)
+        rows.append(r + start)
+        cols.append(c)
+        vals.append(v.float())
+        start += len(batch["ids_a"])
+    width = sum(n for _, n in model.linear_tables())
+    index = torch.stack([torch.cat(rows), torch.cat(cols)])
+    x = torch.sparse_coo_tensor(index, torch.cat(vals), (n_rows, width), check_invariants=False).coalesce()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse.mm on CSR is what L-BFGS runs on
+        warnings.simplefilter("ignore", UserWarning)
+        return x.to_sparse_csr()  # repeated (row, column) entries added up by coalesce
+
+
+def solve_linear(
+    model,
+    x: torch.Tensor,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    evaluate: Callable[[], float],
+    n: int,
+    c: float,
+    iterations: int,
+    progress: bool = True,
+) -> FitResult:
+    """Fit W [D, C] and b [C] of `model` (loaded with `set_linear`) to minimise loss_of(X W + b) +
+    ||W||^2 / (2 c n); x [N, D] sparse. Every SOLVE_CHUNK iterations the dev accuracy (`evaluate`) is
+    logged; the model ends with the weights that scored best on dev (the later on a tie)."""
+    t0 = time.perf_counter()
+    num_labels = model.head.bias.shape[0]
+    weight = torch.zeros(x.shape[1], num_labels, requires_grad=True)
+    bias = torch.zeros(num_labels, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=SOLVE_CHUNK,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+    )
+    penalty = 1.0 / (2.0 * c * n)
+    last = [0.0]
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_of(torch.sparse.mm(x, weight) + bias) + penalty * (weight * weight).sum()
+        loss.backward()
+        last[0] = loss.item()
+        return loss
+
+    history: list[dict] = []
+    best = (-1.0, 0, None)
+    bar = Progress(iterations, "student solving", "iteration", progress)
+    done = 0
+    while done < iterations:
+        chunk = opt.param_groups[0]["max_iter"] = min(SOLVE_CHUNK, iterations - done)
+        before = opt.state[weight].get("n_iter", 0)
+        opt.step(closure)
+        took = opt.state[weight]["n_iter"] - before  # fewer than chunk: L-BFGS met its tolerance
+        done += took
+        model.set_linear(weight.detach(), bias.detach())
+        dev_acc = evaluate()
+        improved = dev_acc >= best[0]
+        history.append({"step": done, "train_loss": last[0], "dev_accuracy": dev_acc})
+        log.info(
+            f"iteration {done}: loss {last[0]:.4f} dev accuracy {dev_acc * 100:.2f}" + (" (best)" if improved else "")
+        )
+        if improved:
+            best = (dev_acc, done, (weight.detach().clone(), bias.detach().clone()))
+        bar.update(took, loss=f"{last[0]:.4f}")
+        if took < chunk:
+            log.info(f"converged after {done} iterations")
+            break
+    bar.close()
+    model.set_linear(*best[2])
+    return FitResult(
+        best_dev_accuracy=best[0],
+        best_step=best[1],
+        steps=done,
+        seconds=time.perf_counter() - t0,
+        history=history,
+    )
+
+
+def targets(rows, num_labels: int) -> dict[str, torch.Tensor | None]:
+    """A row table's labels and teacher scores as the loss functions take them [N] / [N, C]."""
+    probs, logits = np.asarray(rows.probs), np.asarray(rows.logits)
+    has_t = ~np.isnan(probs[:, 0]) if len(probs) else np.zeros(0, dtype=bool)
+    out = {"labels": torch.from_numpy(np.asarray(rows.label, dtype=np.int64)), "has_T": torch.from_numpy(has_t)}
+    if has_t.any():
+        out["probs_T"] = torch.from_numpy(np.nan_to_num(probs, nan=0.0).astype(np.float32))
+        out["logits_T"] = torch.from_numpy(np.nan_to_num(logits, nan=0.0).astype(np.float32))
+        out["has_logits"] = torch.from_numpy(~np.isnan(logits[:, 0]))
+    return out

@@ -1,0 +1,132 @@
+"""Full-batch solving of a linear bag (solve.py): its design matrix gives the network's own logits, the
+solver reaches scikit-learn's logistic regression on the same inputs, and the student step uses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from datadistill.config import ConfigError
+from datadistill.modelio import load_folder
+from datadistill.solve import design_matrix, solve_linear
+from datadistill.student import load_run_config, train_student
+from datadistill.students import build_student
+from datadistill.students.base import Dims
+from datadistill.text import Vocab
+from datadistill.text.features import FeatureConfig, Featurizer
+
+PAIRS = [("北京天气怎么样", "北京的天气如何"), ("上海明天下雨吗", "今天北京天气"), ("你好", "你好啊啊"), ("天气", "")]
+
+
+def _featurizer(texts) -> Featurizer:
+    vocab = Vocab.build([list(t) for t in texts])
+    return Featurizer(FeatureConfig(tokenizer="char", max_len=64, ngrams=[2, 3], ngram_buckets=101), vocab)
+
+
+@pytest.mark.parametrize(
+    ("pair", "params"),
+    [(True, {}), (True, {"similarity": False}), (False, {}), (False, {"weighting": "mean"})],
+)
+def test_the_design_matrix_times_the_weights_is_the_networks_logits(pair, params):
+    texts = [t for p in PAIRS for t in p]
+    f = _featurizer(texts[:5])  # the rest holds unknown characters
+    dims = Dims(len(f.vocab), 3, 101, pair=pair)
+    model = build_student("bow", params, dims)
+    model.fit_idf([(f.batch(texts)["ids_a"].numpy(), f.batch(texts)["ngr_a"].numpy())])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    batch = f.batch([a for a, _ in PAIRS], [b for _, b in PAIRS] if pair else None)
+    x = design_matrix(model, [batch], len(PAIRS))
+    blocks = model.linear_tables()
+    assert x.shape == (len(PAIRS), sum(n for _, n in blocks))
+    params_ = dict(model.named_parameters())
+    weight = torch.cat([params_[n].T if n == "similar.weight" else params_[n] for n, _ in blocks])  # [D, C]
+    want = model.train()(batch)  # the training path
+    got = torch.sparse.mm(x, weight) + model.head.bias
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
+    model.set_linear(weight.detach() * 2, model.head.bias.detach() * 2)  # set_linear puts each block back
+    np.testing.assert_allclose(model(batch).detach().numpy(), 2 * want.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_solver_reaches_scikit_learns_logistic_regression_on_the_same_inputs():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    n, d = 300, 40
+    xs = rng.random((n, d)) * (rng.random((n, d)) < 0.2)
+    y = (xs[:, :5].sum(1) > np.median(xs[:, :5].sum(1))).astype(int)
+
+    class Linear(torch.nn.Module):  # what solve_linear needs of a model: a bias and set_linear
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(1, 2)
+
+        def set_linear(self, weight, bias):
+            self.weight, self.bias = weight.clone(), bias.clone()
+
+    model = Linear()
+    x = torch.from_numpy(xs).float().to_sparse_csr()
+    labels = torch.from_numpy(y)
+    result = solve_linear(
+        model,
+        x,
+        lambda z: torch.nn.functional.cross_entropy(z, labels),
+        lambda: 1.0,
+        n,
+        c=2.0,
+        iterations=200,
+        progress=False,
+    )
+    sk = linear_model.LogisticRegression(C=2.0 * 2, tol=1e-8, max_iter=5000).fit(xs, y)
+    ours = (model.weight[:, 1] - model.weight[:, 0]).numpy()
+    # two-class softmax: w = W[:, 1] - W[:, 0] with W[:, 0] = -W[:, 1] at the optimum, so ||W||^2 = ||w||^2 / 2
+    # and our mean loss + ||W||^2 / (2 c n) is scikit-learn's 0.5 ||w||^2 + C sum of losses at C = 2 c
+    np.testing.assert_allclose(ours, sk.coef_[0], atol=2e-3)
+    assert result.steps <= 200 and result.best_step == result.steps
+
+
+def _pair_files(tmp_path, write_tsv):
+    same = [("北京天气怎么样", "北京天气如何"), ("今天下雨吗", "今天会下雨吗"), ("你叫什么名字", "你的名字是什么")]
+    diff = [("北京天气怎么样", "上海房价多少"), ("今天下雨吗", "明天吃什么"), ("你叫什么名字", "他住在哪里")]
+    rows = [("1", a, b) for a, b in same] * 8 + [("0", a, b) for a, b in diff] * 8
+    header = ("label", "text_a", "text_b")
+    return write_tsv(tmp_path / "train.tsv", rows, header), write_tsv(tmp_path / "dev.tsv", rows[::4], header)
+
+
+def test_the_student_step_solves_a_linear_bag_and_the_folder_predicts_alike(tmp_path, write_tsv):
+    train, dev = _pair_files(tmp_path, write_tsv)
+    out = tmp_path / "bow"
+    cfg = load_run_config(None, [f"data.train={train}", f"data.dev={dev}", "student.arch=bow", f"output={out}"])
+    metrics = train_student(cfg, progress=False)
+    assert metrics["dev"]["accuracy"] == 1.0
+    assert metrics["history"] and "epoch" not in metrics["history"][0]  # L-BFGS iterations, not epochs
+    model, featurizer, _, _ = load_folder(out)
+    probs = torch.softmax(model(featurizer.batch(["北京天气怎么样"], ["北京天气如何"])), -1)
+    assert probs[0, 1] > 0.5
+
+
+def test_lbfgs_is_refused_for_a_student_that_is_not_linear(tmp_path, write_tsv):
+    train, dev = _pair_files(tmp_path, write_tsv)
+    cfg = load_run_config(
+        None,
+        [
+            f"data.train={train}",
+            f"data.dev={dev}",
+            "student.arch=cnn",
+            "train.solver=lbfgs",
+            f"output={tmp_path / 'c'}",
+        ],
+    )
+    with pytest.raises(ConfigError) as e:
+        train_student(cfg, progress=False)
+    assert str(e.value) == (
+        "solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this cnn is not: "
+        "set train.solver to auto or adamw"
+    )
+
+
+def test_an_unknown_solver_is_named():
+    with pytest.raises(ConfigError) as e:
+        load_run_config(None, ["train.solver=sgd"])
+    assert "solver must be one of auto, adamw, lbfgs, got 'sgd'" in str(e.value)
