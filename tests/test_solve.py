@@ -10,7 +10,7 @@ import torch
 from datadistill.config import ConfigError
 from datadistill.modelio import load_folder
 from datadistill.solve import design_matrix, solve_linear
-from datadistill.student import load_run_config, train_student
+from datadistill.student import load_run_config, solver_for, train_student
 from datadistill.students import build_student
 from datadistill.students.base import Dims
 from datadistill.text import Vocab

@@ -15,6 +15,7 @@ run stops with a message naming the stale step and why, instead of training on o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -44,7 +45,7 @@ from .run_config import (
     resolved_teacher,
     teacher_config,
 )
-from .student import DataConfig, StudentRunConfig, train_student
+from .student import DataConfig, StudentRunConfig, solver_for, train_student
 from .teacher import TEACHERS
 
 __all__ = [
@@ -67,7 +68,7 @@ log = logger.getChild("pipeline")
 NOT_IN_FINGERPRINT = ("checkpoint", "workers", "timeout")
 # Settings added after runs were recorded, with the default that reproduces those runs: left out of a
 # fingerprint while they hold it, so a finished run stays up to date after an upgrade.
-ADDED_LATER = {"logit_adjust": False}
+ADDED_LATER = {"logit_adjust": False, "solver": "adamw", "l2_c": 16.0, "solver_iterations": 300}
 
 
 def settings_of(cfg) -> Any:
@@ -241,6 +242,11 @@ class Pipeline:
                 cls.resolved_config(from_dict(cfg_cls, s.model), pair)
             except ConfigError as e:
                 raise ConfigError(f"students.{name}.model: {e}") from None
+        for name, run in self.student_runs():
+            try:
+                solver_for(run.student.arch, run.student.model, run.train.solver)
+            except ConfigError as e:
+                raise ConfigError(f"students.{name.removesuffix('_base')}: {e}") from None
 
     def _check_upstream(self, chosen: list[str], force: bool, ran: bool = False) -> None:
         """Refuse to run a chosen step while a step it reads from, not chosen, is out of date or will be
@@ -522,7 +528,9 @@ def _student_unit(p: Pipeline, run: StudentRunConfig) -> tuple[Path, dict, list[
     lay = p.layout
     inputs = {"part.0": lay.part0, "data.dev": Path(run.data.dev)}
     inputs.update({"part.1": lay.part1} if run.data.teacher_labelled else {})
-    settings = settings_of({"student": run.student, "train": run.train, "label_column": run.data.label_column})
+    # "auto" as it resolves for this student: a CNN's record stays as it was, a linear bag's changes
+    train = dataclasses.replace(run.train, solver=solver_for(run.student.arch, run.student.model, run.train.solver))
+    settings = settings_of({"student": run.student, "train": train, "label_column": run.data.label_column})
     name = Path(run.output).name
     return lay.steps / f"students.{name}.json", fingerprint(settings, inputs), [Path(run.output) / "model.safetensors"]
 

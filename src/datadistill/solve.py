@@ -84,11 +84,16 @@ def solve_linear(
     bar = Progress(iterations, "student solving", "iteration", progress)
     done = 0
     while done < iterations:
-        chunk = opt.param_groups[0]["max_iter"] = min(SOLVE_CHUNK, iterations - done)
-        before = opt.state[weight].get("n_iter", 0)
+        group = opt.param_groups[0]
+        chunk = group["max_iter"] = min(SOLVE_CHUNK, iterations - done)
+        group["max_eval"] = 10 * chunk  # line searches take several evaluations; iterations are the limit
+        state = opt.state[weight]
+        before, evals = state.get("n_iter", 0), state.get("func_evals", 0)
         opt.step(closure)
-        took = opt.state[weight]["n_iter"] - before  # fewer than chunk: L-BFGS met its tolerance
+        took = state["n_iter"] - before
         done += took
+        # fewer iterations than the chunk without running out of evaluations: L-BFGS met its tolerance
+        converged = took < chunk and state["func_evals"] - evals < group["max_eval"]
         model.set_linear(weight.detach(), bias.detach())
         dev_acc = evaluate()
         improved = dev_acc >= best[0]
@@ -99,7 +104,7 @@ def solve_linear(
         if improved:
             best = (dev_acc, done, (weight.detach().clone(), bias.detach().clone()))
         bar.update(took, loss=f"{last[0]:.4f}")
-        if took < chunk:
+        if converged:
             log.info(f"converged after {done} iterations")
             break
     bar.close()

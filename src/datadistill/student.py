@@ -224,7 +224,7 @@ def fit_student(
         z = predict_logits(model, featurizer.collate, dev_rows, num_labels, cfg.eval_batch_size)
         return float((z.argmax(-1) == dev_gold).mean())
 
-    if _solves(model, cfg):
+    if solver_for(type(model).arch, to_dict(model.cfg), cfg.solver) == "lbfgs":
         return _solve_student(model, featurizer, train_rows, num_labels, cfg, index, log_prior, evaluate, progress)
     lengths = train_rows.lengths()[index]
     return fit(
@@ -242,15 +242,16 @@ def fit_student(
     )
 
 
-def _solves(model: nn.Module, cfg: TrainConfig) -> bool:
-    """Whether the student is solved full-batch (train.solver) rather than trained in mini-batches."""
-    linear = hasattr(model, "linear_design") and model.cfg.emb_dim == 0
-    if cfg.solver == "lbfgs" and not linear:
+def solver_for(arch: str, params: dict, solver: str) -> str:
+    """train.solver made concrete for a student: under "auto", "lbfgs" where it is linear in its weights
+    (a linear bag), else "adamw"; "lbfgs" for one that is not is refused."""
+    linear = STUDENTS.get(arch)[0].linear(params)
+    if solver == "lbfgs" and not linear:
         raise ConfigError(
-            f"solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this "
-            f"{type(model).__name__.lower()} is not: set train.solver to auto or adamw"
+            f"solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this {arch} is not: "
+            "set train.solver to auto or adamw"
         )
-    return linear and cfg.solver != "adamw"
+    return "lbfgs" if linear and solver != "adamw" else "adamw"
 
 
 def _solve_student(

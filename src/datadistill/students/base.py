@@ -70,6 +70,12 @@ class Student(nn.Module, abc.ABC):
         """features.ngram_buckets when a config leaves it unset, for these hyper-parameters and data."""
         return 100_000
 
+    @classmethod
+    def linear(cls, params: dict) -> bool:
+        """Whether the student with these hyper-parameters is linear in its weights (logits = X W + b for
+        inputs X that the weights do not change), so that it can be solved full-batch (solve.py)."""
+        return False
+
     def __init__(self, cfg: Any, dims: Dims) -> None:
         super().__init__()
         self.cfg, self.dims = type(self).resolved_config(cfg, dims.pair), dims

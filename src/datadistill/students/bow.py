@@ -81,11 +81,15 @@ class BOW(Student):
     @classmethod
     def default_buckets(cls, params: dict, pair: bool) -> int:
         # a linear bag has num_labels numbers per bucket: 1M buckets keep n-grams apart at little cost
+        return 1_000_000 if cls.linear(params) else 100_000
+
+    @classmethod
+    def linear(cls, params: dict) -> bool:
         try:
-            linear = from_dict(BowConfig, params, "student.model (bow)").resolved(pair).emb_dim == 0
+            cfg = from_dict(BowConfig, params, "student.model (bow)")
         except ConfigError:
-            linear = False  # the model's own check names the problem when it is built
-        return 1_000_000 if linear else 100_000
+            return False  # the model's own check names the problem when it is built
+        return cfg.emb_dim == 0 or (cfg.emb_dim is None and not cfg.hidden)  # as resolved() makes it
 
     @classmethod
     def resolved_config(cls, cfg: BowConfig, pair: bool) -> BowConfig:
