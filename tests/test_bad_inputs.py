@@ -286,6 +286,14 @@ CASES = [
         "remove match from the student's model settings or set it to false",
         absent=["{tmp}/work/student", "{tmp}/work/.steps"],
     ),
+    Case(
+        "lbfgs for a student that is not linear, refused before the teacher",
+        ["run", "{pipe}", "--set", "students.bow.model.emb_dim=16", "--set", "distill.solver=lbfgs"],
+        2,
+        "students.bow: solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this bow "
+        "is not: set train.solver to auto or adamw",
+        absent=["{tmp}/work/student", "{tmp}/work/.steps"],
+    ),
     Case("a null distill section", ["run", "{pipe}", "--set", "distill=null"], 2, "distill: expected an object"),
     Case(
         "duplicate labels for an external teacher",

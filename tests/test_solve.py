@@ -108,22 +108,24 @@ def test_the_student_step_solves_a_linear_bag_and_the_folder_predicts_alike(tmp_
 
 def test_lbfgs_is_refused_for_a_student_that_is_not_linear(tmp_path, write_tsv):
     train, dev = _pair_files(tmp_path, write_tsv)
-    cfg = load_run_config(
-        None,
-        [
-            f"data.train={train}",
-            f"data.dev={dev}",
-            "student.arch=cnn",
-            "train.solver=lbfgs",
-            f"output={tmp_path / 'c'}",
-        ],
-    )
-    with pytest.raises(ConfigError) as e:
-        train_student(cfg, progress=False)
-    assert str(e.value) == (
-        "solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this cnn is not: "
+    want = (
+        "solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this {} is not: "
         "set train.solver to auto or adamw"
     )
+    for arch, model in (("cnn", "{}"), ("bow", '{"emb_dim": 8}')):
+        overrides = [f"data.train={train}", f"data.dev={dev}", f"student.arch={arch}", f"student.model={model}"]
+        cfg = load_run_config(None, [*overrides, "train.solver=lbfgs", f"output={tmp_path / arch}"])
+        with pytest.raises(ConfigError) as e:
+            train_student(cfg, progress=False)
+        assert str(e.value) == want.format(arch)
+
+
+def test_auto_solves_only_a_linear_bag():
+    assert solver_for("bow", {}, "auto") == "lbfgs"
+    assert solver_for("bow", {"emb_dim": 0}, "auto") == "lbfgs"
+    assert solver_for("bow", {"hidden": 16}, "auto") == "adamw"  # a 64-wide bag with a hidden layer
+    assert solver_for("bow", {"emb_dim": 0}, "adamw") == "adamw"
+    assert solver_for("cnn", {}, "auto") == "adamw"
 
 
 def test_an_unknown_solver_is_named():
