@@ -132,3 +132,28 @@ def test_an_unknown_solver_is_named():
     with pytest.raises(ConfigError) as e:
         load_run_config(None, ["train.solver=sgd"])
     assert "solver must be one of auto, adamw, lbfgs, got 'sgd'" in str(e.value)
+
+
+def test_rows_with_teacher_logits_only_are_distilled_as_rows_with_their_probabilities():
+    from datadistill.losses import LOSSES
+    from datadistill.rows import RowTable
+    from datadistill.solve import targets
+
+    z = np.array([[2.0, -1.0], [0.5, 0.3], [np.nan, np.nan]], dtype=np.float32)  # the last row: gold
+    p = torch.softmax(torch.from_numpy(np.nan_to_num(z)), -1).numpy()
+    p[2] = np.nan
+    n = len(z)
+    empty = np.zeros((n, 1), dtype=np.int64)
+    label, gold = np.array([0, 0, 1]), np.array([False, False, True])
+
+    def table(probs, logits):
+        return RowTable(np.zeros(0, np.int32), empty, empty, label, gold, probs, logits, pair=False)
+
+    nan = np.full_like(z, np.nan)
+    logits_S = torch.tensor([[0.1, 0.4], [1.0, -1.0], [0.0, 0.3]])
+    loss = LOSSES.get("kl")
+    only_logits = targets(table(nan, z), 2)
+    assert only_logits["has_T"].tolist() == [True, True, False]
+    with_probs = loss(logits_S, **targets(table(p, nan), 2)).item()
+    assert loss(logits_S, **only_logits).item() == pytest.approx(with_probs, rel=1e-5)
+    assert loss(logits_S, **targets(table(nan, nan), 2)).item() != pytest.approx(with_probs, rel=1e-3)

@@ -146,9 +146,10 @@ class _SparseMm(torch.autograd.Function):
 
 
 def targets(rows, num_labels: int) -> dict[str, torch.Tensor | None]:
-    """A row table's labels and teacher scores as the loss functions take them [N] / [N, C]."""
+    """A row table's labels and teacher scores as the loss functions take them [N] / [N, C]; as in
+    `collate_rows`, a row is teacher-scored when it has probabilities or logits (or both)."""
     probs, logits = np.asarray(rows.probs), np.asarray(rows.logits)
-    has_t = ~np.isnan(probs[:, 0]) if len(probs) else np.zeros(0, dtype=bool)
+    has_t = (~np.isnan(probs[:, 0]) | ~np.isnan(logits[:, 0])) if len(probs) else np.zeros(0, dtype=bool)
     out = {"labels": torch.from_numpy(np.asarray(rows.label, dtype=np.int64)), "has_T": torch.from_numpy(has_t)}
     if has_t.any():
         out["probs_T"] = torch.from_numpy(np.nan_to_num(probs, nan=0.0).astype(np.float32))
