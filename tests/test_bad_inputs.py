@@ -294,6 +294,13 @@ CASES = [
         "is not: set train.solver to auto or adamw",
         absent=["{tmp}/work/student", "{tmp}/work/.steps"],
     ),
+    Case(
+        "a vanishing L2 inverse strength",
+        ["run", "{pipe}", "--set", "distill.l2_c=1e-25"],
+        2,
+        "distill: l2_c must be in [1e-06, 1000000.0], got 1e-25",
+        absent=["{tmp}/work/student", "{tmp}/work/.steps"],
+    ),
     Case("a null distill section", ["run", "{pipe}", "--set", "distill=null"], 2, "distill: expected an object"),
     Case(
         "duplicate labels for an external teacher",

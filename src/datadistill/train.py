@@ -97,7 +97,7 @@ class TrainConfig:
 
     RANGES = {
         **LOOP_RANGES,
-        "l2_c": (0, None, "open"),
+        "l2_c": (1e-6, 1e6),  # beyond these the penalty over- or underflows float32
         "solver_iterations": (1, None),
         "eval_batch_size": (1, None),
         "alpha": (0, 1),
