@@ -479,3 +479,31 @@ def test_a_bad_measuring_time_is_refused_before_the_first_step(tmp_path, tiny_co
     err = capsys.readouterr().err
     assert "DATADISTILL_MEASURE_SECONDS must be a number of seconds above 0, got 'soon'" in err
     assert not (Path(cfg["work"]) / "teacher").exists()
+
+
+def test_a_students_record_holds_only_the_train_keys_its_solver_reads(senti_files):
+    """A solved bag is not retrained for the loop's learning rate, nor a CNN for the solver's C."""
+    from datadistill.pipeline import _student_unit
+
+    files = {k: str(v) for k, v in senti_files.items()}
+
+    def fingerprints(*overrides):
+        p = Pipeline(config_from_args(None, ["students.bow.model.emb_dim=0", *overrides], **files))
+        return {name: _student_unit(p, run)[1]["settings"] for name, run in p.student_runs()}
+
+    plain = fingerprints()
+    assert {k[:3] for k in plain} == {"bow", "cnn"}  # each with its baseline
+    changed = {
+        key: {n for n, fp in fingerprints(key).items() if fp != plain[n]}
+        for key in ("train.lr=0.01", "train.batch_size=32", "train.l2_c=4", "train.solver_iterations=10")
+    }
+    bow, cnn = {n for n in plain if n.startswith("bow")}, {n for n in plain if n.startswith("cnn")}
+    assert changed["train.lr=0.01"] == changed["train.batch_size=32"] == cnn
+    assert changed["train.l2_c=4"] == changed["train.solver_iterations=10"] == bow
+    # read by both solvers, and only when distilling; the default distill keys (loss kl) stay
+    assert {n for n, fp in fingerprints("distill.temperature=2").items() if fp != plain[n]} == {"bow", "cnn"}
+    assert Pipeline(config_from_args(None, ["distill.temperature=2"], **files)).cfg.distill == {
+        "loss": "kl",
+        "epochs": 6,
+        "temperature": 2.0,
+    }

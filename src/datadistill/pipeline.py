@@ -69,6 +69,20 @@ NOT_IN_FINGERPRINT = ("checkpoint", "workers", "timeout")
 # Settings added after runs were recorded, with the default that reproduces those runs: left out of a
 # fingerprint while they hold it, so a finished run stays up to date after an upgrade.
 ADDED_LATER = {"logit_adjust": False, "solver": "adamw", "l2_c": 16.0, "solver_iterations": 300}
+# A student's train settings read only by the mini-batch loop (adamw), and only by the solver (lbfgs).
+LOOP_ONLY = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup",
+    "schedule",
+    "clip",
+    "patience",
+    "eval_every",
+    "max_steps",
+)
+SOLVER_ONLY = ("l2_c", "solver_iterations")
 
 
 def settings_of(cfg) -> Any:
@@ -530,7 +544,10 @@ def _student_unit(p: Pipeline, run: StudentRunConfig) -> tuple[Path, dict, list[
     inputs.update({"part.1": lay.part1} if run.data.teacher_labelled else {})
     # "auto" as it resolves for this student: a CNN's record stays as it was, a linear bag's changes
     train = dataclasses.replace(run.train, solver=solver_for(run.student.arch, run.student.model, run.train.solver))
-    settings = settings_of({"student": run.student, "train": train, "label_column": run.data.label_column})
+    # keys the student's solver does not read: changing them leaves the student as it is
+    unused = LOOP_ONLY if train.solver == "lbfgs" else SOLVER_ONLY
+    train_settings = {k: v for k, v in to_dict(train).items() if k not in unused}
+    settings = settings_of({"student": run.student, "train": train_settings, "label_column": run.data.label_column})
     name = Path(run.output).name
     return lay.steps / f"students.{name}.json", fingerprint(settings, inputs), [Path(run.output) / "model.safetensors"]
 

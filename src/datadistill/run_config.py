@@ -142,6 +142,8 @@ def load_config(path: str | Path | dict, overrides: list[str] = (), where: str |
     touched = any(o.lstrip().startswith("students.") for o in overrides)  # --set students.NAME...
     if touched and "students" not in raw:  # a setting of a default student changes it, keeps the other defaults
         raw["students"] = {name: {"arch": s.arch} for name, s in RunConfig().students.items()}
+    if "distill" not in raw and any(o.lstrip().startswith("distill.") for o in overrides):
+        raw["distill"] = dict(RunConfig().distill)  # --set distill.KEY changes that key, keeps the default's others
     known = list(raw["students"]) if isinstance(raw.get("students"), dict) else []
     raw = apply_overrides(raw, list(overrides))
     students = raw.get("students")
