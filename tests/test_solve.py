@@ -157,3 +157,22 @@ def test_rows_with_teacher_logits_only_are_distilled_as_rows_with_their_probabil
     with_probs = loss(logits_S, **targets(table(p, nan), 2)).item()
     assert loss(logits_S, **only_logits).item() == pytest.approx(with_probs, rel=1e-5)
     assert loss(logits_S, **targets(table(nan, nan), 2)).item() != pytest.approx(with_probs, rel=1e-3)
+
+
+def test_the_history_fits_its_memory_and_a_bag_too_wide_for_it_goes_to_the_loop(
+    tmp_path, write_tsv, monkeypatch, caplog
+):
+    from datadistill import solve
+
+    assert solve.history_for(1_000_000 * 2) == 20  # ChnSentiCorp's bag: 2 labels, 1M inputs
+    assert solve.history_for(30_000_000) == 8  # 2 GB / (2 vectors x 4 bytes x 30M)
+    assert solve.history_for(119_000_000) is None  # 119 classes over 1M inputs: 2 x 5 vectors would be ~4.4 GB
+    train, dev = _pair_files(tmp_path, write_tsv)
+    monkeypatch.setattr(solve, "HISTORY_BYTES", 1000)  # the tiny bag is now "too wide"
+    overrides = [f"data.train={train}", f"data.dev={dev}", "student.arch=bow", "train.epochs=1"]
+    with caplog.at_level("WARNING", logger="datadistill"):
+        metrics = train_student(load_run_config(None, [*overrides, f"output={tmp_path / 'a'}"]), progress=False)
+    assert "too many for L-BFGS to keep 5 steps of history" in caplog.text
+    assert "epoch" in metrics["history"][0]  # the loop's history
+    with pytest.raises(ConfigError, match=r"^train.solver lbfgs: the linear bag has [\d,]+ weights \(2 labels\)"):
+        train_student(load_run_config(None, [*overrides, "train.solver=lbfgs", f"output={tmp_path / 'b'}"]))

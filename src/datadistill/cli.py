@@ -120,9 +120,10 @@ def _add_student(sub) -> None:
         parents=[_common()],
         help="train a student from a JSON config",
         description="Train on data.train (part.0) + data.teacher_labelled (part.1), select on dev, "
-        "report test, save a self-contained model folder. The training state is saved at each "
-        "dev evaluation to OUTPUT/.train_checkpoint.pt and the same command after a "
-        "kill continues from there (--set train.checkpoint=false turns this off).",
+        "report test, save a self-contained model folder. The mini-batch loop (adamw) saves its "
+        "state at each dev evaluation to OUTPUT/.train_checkpoint.pt and the same command after a "
+        "kill continues from there (--set train.checkpoint=false turns this off); a linear bag "
+        "solved by L-BFGS (train.solver auto or lbfgs) takes minutes and starts again instead.",
     )
     t.add_argument("--config", help="JSON run config (see examples/)")
     t.add_argument(

@@ -23,6 +23,16 @@ from .train import FitResult
 log = logger.getChild("solve")
 
 SOLVE_CHUNK = 25  # L-BFGS iterations between dev evaluations
+HISTORY = 20  # L-BFGS correction pairs kept, each two vectors the size of W
+MIN_HISTORY = 5  # fewer, and L-BFGS converges too slowly to beat the mini-batch loop
+HISTORY_BYTES = 2 * 1024**3  # the most the history may hold (float32)
+
+
+def history_for(n_weights: int) -> int | None:
+    """The L-BFGS history that fits HISTORY_BYTES for a W of `n_weights` numbers (at most HISTORY), or
+    None when not even MIN_HISTORY fits (a very wide bag with many classes: the loop trains it)."""
+    fits = HISTORY_BYTES // (2 * 4 * max(n_weights, 1))
+    return min(HISTORY, fits) if fits >= MIN_HISTORY else None
 
 
 def design_matrix(model, batches: Iterable[dict[str, torch.Tensor]], n_rows: int) -> torch.Tensor:
@@ -52,6 +62,7 @@ def solve_linear(
     c: float,
     iterations: int,
     progress: bool = True,
+    history: int = HISTORY,
 ) -> FitResult:
     """Fit W [D, C] and b [C] of `model` (loaded with `set_linear`) to minimise loss_of(X W + b) +
     ||W||^2 / (2 c n); x [N, D] sparse. Every SOLVE_CHUNK iterations the dev accuracy (`evaluate`) is
@@ -64,7 +75,7 @@ def solve_linear(
         [weight, bias],
         lr=1.0,
         max_iter=SOLVE_CHUNK,
-        history_size=20,
+        history_size=history,
         line_search_fn="strong_wolfe",
         tolerance_grad=1e-7,
         tolerance_change=1e-10,
@@ -74,16 +85,23 @@ def solve_linear(
 
     product = _Product(x)
 
+    bar = Progress(iterations, "student solving", "iteration", progress)
+    shown = [0]  # iterations the bar has counted
+
     def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = loss_of(product(weight) + bias) + penalty * (weight * weight).sum()
         loss.backward()
         last[0] = loss.item()
+        # the bar moves with each iteration inside a chunk (a chunk of a large design takes minutes)
+        n_iter = opt.state[weight].get("n_iter", 0)
+        if n_iter > shown[0]:
+            bar.update(n_iter - shown[0], loss=f"{last[0]:.4f}")
+            shown[0] = n_iter
         return loss
 
     history: list[dict] = []
     best = (-1.0, 0, None)
-    bar = Progress(iterations, "student solving", "iteration", progress)
     done = 0
     while done < iterations:
         group = opt.param_groups[0]
@@ -105,7 +123,8 @@ def solve_linear(
         )
         if improved:
             best = (dev_acc, done, (weight.detach().clone(), bias.detach().clone()))
-        bar.update(took, loss=f"{last[0]:.4f}")
+        bar.update(max(0, state["n_iter"] - shown[0]), loss=f"{last[0]:.4f}")
+        shown[0] = max(shown[0], state["n_iter"])
         if converged:
             log.info(f"converged after {done} iterations")
             break

@@ -225,7 +225,21 @@ def fit_student(
         return float((z.argmax(-1) == dev_gold).mean())
 
     if solver_for(type(model).arch, to_dict(model.cfg), cfg.solver) == "lbfgs":
-        return _solve_student(model, featurizer, train_rows, num_labels, cfg, index, log_prior, evaluate, progress)
+        from .solve import HISTORY_BYTES, MIN_HISTORY, history_for
+
+        n_weights = sum(n for _, n in model.linear_tables()) * num_labels
+        history = history_for(n_weights)
+        if history is not None:
+            return _solve_student(
+                model, featurizer, train_rows, num_labels, cfg, index, log_prior, evaluate, progress, history
+            )
+        why = (
+            f"the linear bag has {n_weights:,} weights ({num_labels} labels), too many for L-BFGS to keep "
+            f"{MIN_HISTORY} steps of history in {HISTORY_BYTES / 1024**3:.0f} GB"
+        )
+        if cfg.solver == "lbfgs":
+            raise ConfigError(f"train.solver lbfgs: {why}: set train.solver to adamw or lower features.ngram_buckets")
+        log.warning(f"{why}: trained by the mini-batch loop (adamw) instead")
     lengths = train_rows.lengths()[index]
     return fit(
         model,
@@ -264,6 +278,7 @@ def _solve_student(
     log_prior: torch.Tensor | None,
     evaluate: Callable[[], float],
     progress: bool,
+    history: int,
 ):
     """fit_student's full-batch path (solve.py): the same loss over the same epoch rows, on CPU."""
     from .solve import design_matrix, solve_linear, targets
@@ -298,7 +313,7 @@ def _solve_student(
             temperature=cfg.temperature,
         )
 
-    return solve_linear(model, x, loss_of, evaluate, len(index), cfg.l2_c, cfg.solver_iterations, progress)
+    return solve_linear(model, x, loss_of, evaluate, len(index), cfg.l2_c, cfg.solver_iterations, progress, history)
 
 
 def evaluate_rows(model, featurizer: Featurizer, rows: RowTable, label_map: LabelMap, batch_size: int = 256) -> dict:
