@@ -48,6 +48,28 @@ def test_the_design_matrix_times_the_weights_is_the_networks_logits(pair, params
     np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
     model.set_linear(weight.detach() * 2, model.head.bias.detach() * 2)  # set_linear puts each block back
     np.testing.assert_allclose(model(batch).detach().numpy(), 2 * want.detach().numpy(), rtol=1e-5, atol=1e-5)
+    w, b = model.linear_weights()  # and linear_weights reads them out again
+    torch.testing.assert_close(w, weight.detach() * 2)
+    torch.testing.assert_close(b, model.head.bias.detach())
+
+
+class _Linear(torch.nn.Module):  # what the solver needs of a model: a bias, set_linear and linear_weights
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(1, 2)
+
+    def set_linear(self, weight, bias):
+        self.weight, self.bias = weight.clone(), bias.clone()
+
+    def linear_weights(self):
+        return self.weight.clone(), self.bias.clone()
+
+
+def _separable(n=300, d=40, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = rng.random((n, d)) * (rng.random((n, d)) < 0.2)
+    y = (xs[:, :5].sum(1) > np.median(xs[:, :5].sum(1))).astype(int)
+    return xs, y
 
 
 def test_the_solver_reaches_scikit_learns_logistic_regression_on_the_same_inputs():
@@ -57,15 +79,7 @@ def test_the_solver_reaches_scikit_learns_logistic_regression_on_the_same_inputs
     xs = rng.random((n, d)) * (rng.random((n, d)) < 0.2)
     y = (xs[:, :5].sum(1) > np.median(xs[:, :5].sum(1))).astype(int)
 
-    class Linear(torch.nn.Module):  # what solve_linear needs of a model: a bias and set_linear
-        def __init__(self):
-            super().__init__()
-            self.head = torch.nn.Linear(1, 2)
-
-        def set_linear(self, weight, bias):
-            self.weight, self.bias = weight.clone(), bias.clone()
-
-    model = Linear()
+    model = _Linear()
     x = torch.from_numpy(xs).float().to_sparse_csr()
     labels = torch.from_numpy(y)
     result = solve_linear(
@@ -176,3 +190,45 @@ def test_the_history_fits_its_memory_and_a_bag_too_wide_for_it_goes_to_the_loop(
     assert "epoch" in metrics["history"][0]  # the loop's history
     with pytest.raises(ConfigError, match=r"^train.solver lbfgs: the linear bag has [\d,]+ weights \(2 labels\)"):
         train_student(load_run_config(None, [*overrides, "train.solver=lbfgs", f"output={tmp_path / 'b'}"]))
+
+
+def test_l2_c_auto_keeps_the_c_whose_weights_score_best_on_dev():
+    from datadistill.solve import solve_path
+
+    xs, y = _separable()
+    x, labels = torch.from_numpy(xs).float().to_sparse_csr(), torch.from_numpy(y)
+
+    def loss_of(z):
+        return torch.nn.functional.cross_entropy(z, labels)
+
+    norms = {}
+    for c in (1.0, 4.0, 16.0):  # each C solved alone, from zero: its optimum's weight norm
+        m = _Linear()
+        solve_linear(m, x, loss_of, lambda: 1.0, len(y), c, 300, progress=False)
+        norms[c] = m.weight.norm().item()
+    assert norms[1.0] < norms[4.0] < norms[16.0]
+    model = _Linear()
+    # "dev" peaks at C 4's optimum, so the path must keep C 4, reached from C 1's weights
+    result, c = solve_path(
+        model,
+        x,
+        loss_of,
+        lambda: 1 / (1 + abs(model.weight.norm().item() - norms[4.0])),
+        len(y),
+        (16, 1, 4),
+        300,
+        False,
+    )
+    assert c == 4.0 and result.chosen == {"l2_c": 4.0}
+    assert model.weight.norm().item() == pytest.approx(norms[4.0], rel=1e-3)
+    assert [h["l2_c"] for h in result.history][0] == 1.0 and {h["l2_c"] for h in result.history} == {1.0, 4.0, 16.0}
+    # a tie goes to the smaller C
+    result, c = solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (4, 16), 300, False)
+    assert c == 4.0
+
+
+def test_l2_c_is_a_number_or_auto():
+    assert load_run_config(None, []).train.l2_c == "auto"
+    assert load_run_config(None, ["train.l2_c=4"]).train.l2_c == 4.0
+    with pytest.raises(ConfigError, match="l2_c must be a number or 'auto', got 'big'"):
+        load_run_config(None, ["train.l2_c=big"])

@@ -114,7 +114,7 @@ def check_ranges(obj: Any) -> None:
     for key, spec in getattr(obj, "RANGES", {}).items():
         lo, hi, kind = (*spec, "")[:3]
         v = getattr(obj, key)
-        if v is None:
+        if v is None or isinstance(v, str):  # a word such as "auto", checked by the config's own rules
             continue
         bad = (lo is not None and (v <= lo if kind == "open" else v < lo)) or (
             hi is not None and (v >= hi if kind == "right-open" else v > hi)

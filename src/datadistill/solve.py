@@ -23,6 +23,7 @@ from .train import FitResult
 log = logger.getChild("solve")
 
 SOLVE_CHUNK = 25  # L-BFGS iterations between dev evaluations
+L2_C_GRID = (1.0, 4.0, 16.0, 64.0)  # train.l2_c "auto": solved for each, strongest penalty first
 HISTORY = 20  # L-BFGS correction pairs kept, each two vectors the size of W
 MIN_HISTORY = 5  # fewer, and L-BFGS converges too slowly to beat the mini-batch loop
 HISTORY_BYTES = 2 * 1024**3  # the most the history may hold (float32)
@@ -63,14 +64,20 @@ def solve_linear(
     iterations: int,
     progress: bool = True,
     history: int = HISTORY,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> FitResult:
     """Fit W [D, C] and b [C] of `model` (loaded with `set_linear`) to minimise loss_of(X W + b) +
-    ||W||^2 / (2 c n); x [N, D] sparse. Every SOLVE_CHUNK iterations the dev accuracy (`evaluate`) is
-    logged; the model ends with the weights that scored best on dev (the later on a tie)."""
+    ||W||^2 / (2 c n); x [N, D] sparse, starting from zero or `init` (W, b). Every SOLVE_CHUNK
+    iterations the dev accuracy (`evaluate`) is logged; the model ends with the weights that scored
+    best on dev (the later on a tie)."""
     t0 = time.perf_counter()
     num_labels = model.head.bias.shape[0]
-    weight = torch.zeros(x.shape[1], num_labels, requires_grad=True)
-    bias = torch.zeros(num_labels, requires_grad=True)
+    weight = torch.zeros(x.shape[1], num_labels)
+    bias = torch.zeros(num_labels)
+    if init is not None:
+        weight, bias = init[0].detach().clone(), init[1].detach().clone()
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
     opt = torch.optim.LBFGS(
         [weight, bias],
         lr=1.0,
@@ -136,6 +143,48 @@ def solve_linear(
         steps=done,
         seconds=time.perf_counter() - t0,
         history=history,
+    )
+
+
+def solve_path(
+    model,
+    x: torch.Tensor,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    evaluate: Callable[[], float],
+    n: int,
+    cs: Iterable[float],
+    iterations: int,
+    progress: bool = True,
+    history: int = HISTORY,
+) -> tuple[FitResult, float]:
+    """`solve_linear` for each C of `cs` in increasing order, each started from the previous one's
+    weights (a regularisation path: a weaker penalty moves the optimum a little), keeping the C whose
+    weights scored best on dev (the smaller C, the simpler model, on a tie). Returns its result and C;
+    the history holds every C's iterations, each marked with its l2_c."""
+    t0 = time.perf_counter()
+    best: tuple[FitResult, float, tuple] | None = None
+    init, steps, history_all = None, 0, []
+    for c in sorted(cs):
+        result = solve_linear(model, x, loss_of, evaluate, n, c, iterations, progress, history, init)
+        init = model.linear_weights()  # the best weights of this C: the next C starts there
+        steps += result.steps
+        history_all += [{**h, "l2_c": c} for h in result.history]
+        log.info(f"l2_c {c:g}: best dev accuracy {result.best_dev_accuracy * 100:.2f} at iteration {result.best_step}")
+        if best is None or result.best_dev_accuracy > best[0].best_dev_accuracy:
+            best = (result, c, init)
+    result, c, weights = best
+    model.set_linear(*weights)
+    log.info(f"l2_c auto: chose {c:g} (dev accuracy {result.best_dev_accuracy * 100:.2f})")
+    return (
+        FitResult(
+            best_dev_accuracy=result.best_dev_accuracy,
+            best_step=result.best_step,
+            steps=steps,
+            seconds=time.perf_counter() - t0,
+            history=history_all,
+            chosen={"l2_c": c},
+        ),
+        c,
     )
 
 

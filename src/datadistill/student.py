@@ -281,7 +281,7 @@ def _solve_student(
     history: int,
 ):
     """fit_student's full-batch path (solve.py): the same loss over the same epoch rows, on CPU."""
-    from .solve import design_matrix, solve_linear, targets
+    from .solve import L2_C_GRID, design_matrix, solve_linear, solve_path, targets
 
     model.cpu()
     cpu = torch.device("cpu")
@@ -313,7 +313,11 @@ def _solve_student(
             temperature=cfg.temperature,
         )
 
-    return solve_linear(model, x, loss_of, evaluate, len(index), cfg.l2_c, cfg.solver_iterations, progress, history)
+    n = len(index)
+    if cfg.l2_c == "auto":
+        result, _ = solve_path(model, x, loss_of, evaluate, n, L2_C_GRID, cfg.solver_iterations, progress, history)
+        return result
+    return solve_linear(model, x, loss_of, evaluate, n, cfg.l2_c, cfg.solver_iterations, progress, history)
 
 
 def evaluate_rows(model, featurizer: Featurizer, rows: RowTable, label_map: LabelMap, batch_size: int = 256) -> dict:
@@ -459,6 +463,7 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
         "steps": result.steps,
         "best_step": result.best_step,
         "history": result.history,
+        **({"chosen": result.chosen} if result.chosen else {}),
         "dev": evaluate_rows(model, featurizer, dev_t, label_map),
         "config": to_dict(cfg),
     }

@@ -92,7 +92,9 @@ class TrainConfig:
     # how the weights are found: "adamw", the mini-batch loop above; "lbfgs", full-batch L-BFGS, for a
     # student linear in its weights (a linear bag: solve.py); "auto", lbfgs where the student allows it
     solver: str = "auto"
-    l2_c: float = 16.0  # lbfgs: inverse L2 strength, as scikit-learn's C (penalty ||W||^2 / (2 C n))
+    # lbfgs: inverse L2 strength, as scikit-learn's C (penalty ||W||^2 / (2 C n)); "auto": each C of
+    # solve.L2_C_GRID solved in turn and the best on dev kept
+    l2_c: float | str = "auto"
     solver_iterations: int = 300  # lbfgs: at most this many iterations (epochs, lr and batches are the loop's)
 
     RANGES = {
@@ -114,6 +116,8 @@ class TrainConfig:
             raise ConfigError(unknown_name_message("loss", self.loss, LOSSES.names()))
         if self.schedule not in ("linear", "constant"):
             raise ConfigError(f"schedule must be 'linear' or 'constant', got '{self.schedule}'")
+        if isinstance(self.l2_c, str) and self.l2_c != "auto":
+            raise ConfigError(f"l2_c must be a number or 'auto', got '{self.l2_c}'")
         if self.solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got '{self.solver}'")
         check_ranges(self)
@@ -143,6 +147,7 @@ class FitResult:
     steps: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    chosen: dict = field(default_factory=dict)  # settings the fit chose itself (a solved bag's l2_c)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -281,6 +281,13 @@ class BOW(Student):
             self.head.bias.copy_(bias)
 
     @torch.no_grad()
+    def linear_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """W [D, C] and the bias [C] as `set_linear` takes them (copies)."""
+        params = dict(self.named_parameters())
+        blocks = [params[n].T if n == "similar.weight" else params[n] for n, _ in self.linear_tables()]
+        return torch.cat(blocks).clone(), self.head.bias.clone()
+
+    @torch.no_grad()
     def linear_design(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A linear bag's inputs as a sparse matrix X in COO form (row, column, value), with
         logits = X W + bias for W [D, C] laid out as `linear_tables`; repeated (row, column) entries
