@@ -481,9 +481,11 @@ def test_a_bad_measuring_time_is_refused_before_the_first_step(tmp_path, tiny_co
     assert not (Path(cfg["work"]) / "teacher").exists()
 
 
-def test_a_students_record_holds_only_the_train_keys_its_solver_reads(senti_files):
+def test_a_students_record_holds_only_the_train_keys_its_solver_reads(senti_files, tmp_path, monkeypatch):
     """A solved bag is not retrained for the loop's learning rate, nor a CNN for the solver's C."""
     from datadistill.pipeline import _student_unit
+
+    monkeypatch.chdir(tmp_path)  # the default work folder
 
     files = {k: str(v) for k, v in senti_files.items()}
 
@@ -502,6 +504,13 @@ def test_a_students_record_holds_only_the_train_keys_its_solver_reads(senti_file
     assert changed["train.l2_c=4"] == changed["train.solver_iterations=10"] == bow
     # read by both solvers, and only when distilling; the default distill keys (loss kl) stay
     assert {n for n, fp in fingerprints("distill.temperature=2").items() if fp != plain[n]} == {"bow", "cnn"}
+    # a bag too wide to solve, trained by the loop (its metrics.json says so), is retrained for the loop's keys
+    p = Pipeline(config_from_args(None, ["students.bow.model.emb_dim=0"], **files))
+    folder = dict(p.student_runs())["bow"].output
+    Path(folder).mkdir(parents=True)
+    (Path(folder) / "metrics.json").write_text(json.dumps({"chosen": {"solver": "adamw"}}))
+    fell_back = fingerprints()
+    assert {n for n, fp in fingerprints("train.lr=0.01").items() if fp != fell_back[n]} == {"bow", "cnn_base", "cnn"}
     assert Pipeline(config_from_args(None, ["distill.temperature=2"], **files)).cfg.distill == {
         "loss": "kl",
         "epochs": 6,

@@ -222,9 +222,9 @@ def test_l2_c_auto_keeps_the_c_whose_weights_score_best_on_dev():
     assert c == 4.0 and result.chosen == {"l2_c": 4.0}
     assert model.weight.norm().item() == pytest.approx(norms[4.0], rel=1e-3)
     assert [h["l2_c"] for h in result.history][0] == 1.0 and {h["l2_c"] for h in result.history} == {1.0, 4.0, 16.0}
-    # a tie goes to the smaller C
-    result, c = solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (4, 16), 300, False)
-    assert c == 4.0
+    # a tie goes to the C nearest 16
+    assert solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (1, 4, 64), 300, False)[1] == 4.0
+    assert solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (1, 4, 16, 64), 300, False)[1] == 16.0
 
 
 def test_l2_c_is_a_number_or_auto():
@@ -232,3 +232,5 @@ def test_l2_c_is_a_number_or_auto():
     assert load_run_config(None, ["train.l2_c=4"]).train.l2_c == 4.0
     with pytest.raises(ConfigError, match="l2_c must be a number or 'auto', got 'big'"):
         load_run_config(None, ["train.l2_c=big"])
+    with pytest.raises(ConfigError, match=r"train.l2_c: expected a number or a string, got \[1, 4\]"):
+        load_run_config(None, ["train.l2_c=[1,4]"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -46,6 +47,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
+        wants = [m.group(1) for e in errors if (m := re.fullmatch(rf"{re.escape(where)}: expected (.+), got .*", e))]
+        if len(wants) == len(errors) > 1:  # "expected a number or a string, got [1, 4]"
+            raise ConfigError(f"{where}: expected {' or '.join(wants)}, got {shown(value)}")
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):

@@ -545,11 +545,19 @@ def _student_unit(p: Pipeline, run: StudentRunConfig) -> tuple[Path, dict, list[
     # "auto" as it resolves for this student: a CNN's record stays as it was, a linear bag's changes
     train = dataclasses.replace(run.train, solver=solver_for(run.student.arch, run.student.model, run.train.solver))
     # keys the student's solver does not read: changing them leaves the student as it is
-    unused = LOOP_ONLY if train.solver == "lbfgs" else SOLVER_ONLY
+    unused = LOOP_ONLY if train.solver == "lbfgs" and not _fell_back(Path(run.output)) else SOLVER_ONLY
     train_settings = {k: v for k, v in to_dict(train).items() if k not in unused}
     settings = settings_of({"student": run.student, "train": train_settings, "label_column": run.data.label_column})
     name = Path(run.output).name
     return lay.steps / f"students.{name}.json", fingerprint(settings, inputs), [Path(run.output) / "model.safetensors"]
+
+
+def _fell_back(folder: Path) -> bool:
+    """Whether a linear bag too wide to solve was trained by the loop (its metrics say so)."""
+    try:
+        return json.loads((folder / "metrics.json").read_text()).get("chosen", {}).get("solver") == "adamw"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _run_students(p: Pipeline) -> None:
@@ -566,6 +574,7 @@ def _run_students(p: Pipeline) -> None:
         t0 = time.perf_counter()
         train_student(run, progress=p.progress)  # DDP on every rank; rank 0 saves
         if w.main:
+            _, fp, _ = _student_unit(p, run)  # as trained: a bag that fell back to the loop keeps its settings
             Records.write(record, fp, time.perf_counter() - t0)
         w.barrier()
 

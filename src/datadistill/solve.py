@@ -10,6 +10,7 @@ rows repeated as part0_share asks). bench/RESULTS.md ("The linear bag, solved") 
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -65,6 +66,7 @@ def solve_linear(
     progress: bool = True,
     history: int = HISTORY,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    desc: str = "student solving",
 ) -> FitResult:
     """Fit W [D, C] and b [C] of `model` (loaded with `set_linear`) to minimise loss_of(X W + b) +
     ||W||^2 / (2 c n); x [N, D] sparse, starting from zero or `init` (W, b). Every SOLVE_CHUNK
@@ -92,7 +94,7 @@ def solve_linear(
 
     product = _Product(x)
 
-    bar = Progress(iterations, "student solving", "iteration", progress)
+    bar = Progress(iterations, desc, "iteration", progress)
     shown = [0]  # iterations the bar has counted
 
     def closure() -> torch.Tensor:
@@ -159,18 +161,24 @@ def solve_path(
 ) -> tuple[FitResult, float]:
     """`solve_linear` for each C of `cs` in increasing order, each started from the previous one's
     weights (a regularisation path: a weaker penalty moves the optimum a little), keeping the C whose
-    weights scored best on dev (the smaller C, the simpler model, on a tie). Returns its result and C;
+    weights scored best on dev (on a tie, the C nearest 16). Returns its result and C;
     the history holds every C's iterations, each marked with its l2_c."""
     t0 = time.perf_counter()
     best: tuple[FitResult, float, tuple] | None = None
     init, steps, history_all = None, 0, []
-    for c in sorted(cs):
-        result = solve_linear(model, x, loss_of, evaluate, n, c, iterations, progress, history, init)
+    cs = sorted(cs)
+    for i, c in enumerate(cs):
+        desc = f"student solving, C {c:g} ({i + 1} of {len(cs)})"
+        result = solve_linear(model, x, loss_of, evaluate, n, c, iterations, progress, history, init, desc)
         init = model.linear_weights()  # the best weights of this C: the next C starts there
         steps += result.steps
         history_all += [{**h, "l2_c": c} for h in result.history]
         log.info(f"l2_c {c:g}: best dev accuracy {result.best_dev_accuracy * 100:.2f} at iteration {result.best_step}")
-        if best is None or result.best_dev_accuracy > best[0].best_dev_accuracy:
+        # a tie (common on a small dev set) goes to the C nearest 16, the fixed default measured before
+        if best is None or (result.best_dev_accuracy, -abs(math.log(c / 16))) > (
+            best[0].best_dev_accuracy,
+            -abs(math.log(best[1] / 16)),
+        ):
             best = (result, c, init)
     result, c, weights = best
     model.set_linear(*weights)

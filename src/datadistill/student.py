@@ -224,6 +224,7 @@ def fit_student(
         z = predict_logits(model, featurizer.collate, dev_rows, num_labels, cfg.eval_batch_size)
         return float((z.argmax(-1) == dev_gold).mean())
 
+    fallback = False
     if solver_for(type(model).arch, to_dict(model.cfg), cfg.solver) == "lbfgs":
         from .solve import HISTORY_BYTES, MIN_HISTORY, history_for
 
@@ -240,8 +241,9 @@ def fit_student(
         if cfg.solver == "lbfgs":
             raise ConfigError(f"train.solver lbfgs: {why}: set train.solver to adamw or lower features.ngram_buckets")
         log.warning(f"{why}: trained by the mini-batch loop (adamw) instead")
+        fallback = True
     lengths = train_rows.lengths()[index]
-    return fit(
+    result = fit(
         model,
         batch_loss,
         evaluate,
@@ -254,6 +256,9 @@ def fit_student(
         what="student training",
         progress=progress,
     )
+    if fallback:  # the pipeline's record then holds the loop's settings (pipeline._student_unit)
+        result.chosen["solver"] = "adamw"
+    return result
 
 
 def solver_for(arch: str, params: dict, solver: str) -> str:

@@ -164,3 +164,26 @@ def test_label_map_order_and_round_trip(tmp_path):
     assert LabelMap.load(tmp_path / "labels.json") == lm
     with pytest.raises(KeyError, match="label 'x' is not in the label map"):
         lm.id("x")
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "problem"),
+    [
+        ("logits", "inf -inf", "logits must be finite numbers, got 'inf -inf'"),
+        ("logits", "nan 1", "logits must be finite numbers, got 'nan 1'"),
+        ("probs", "0.9 0.9", "probs must be probabilities in [0, 1] adding up to 1, got '0.9 0.9'"),
+        ("probs", "-0.5 1.5", "probs must be probabilities in [0, 1] adding up to 1, got '-0.5 1.5'"),
+    ],
+)
+def test_teacher_scores_a_student_cannot_learn_from_are_named(tmp_path, header, row, problem):
+    p = w(tmp_path, "part.1", f"label\ttext_a\t{header}\n0\t好\t0.2 0.8\n1\t差\t{row}\n".encode())
+    with pytest.raises(DataError) as e:
+        read_examples(p)
+    assert str(e.value) == f"{p}, line 3: {problem}"
+    assert len(read_examples(p, skip_bad_lines=True)) == 1  # lenient reading skips the row and counts it
+    # JSON Lines alike (json writes inf and nan as Infinity and NaN, and reads them back)
+    scores = [float(v) for v in row.split()]
+    q = w(tmp_path, "part.1.jsonl", (json.dumps({"label": 1, "text_a": "差", header: scores}) + "\n").encode())
+    with pytest.raises(DataError) as e:
+        read_examples(q)
+    assert str(e.value) == f"{q}, line 1: {problem}"

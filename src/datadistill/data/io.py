@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -224,10 +225,24 @@ class ExampleReader:
         if not value.strip():
             return None
         try:
-            return [float(v) for v in value.split()]
+            values = [float(v) for v in value.split()]
         except ValueError:
             self._bad(n, f"{name} must be space-separated numbers, got '{value[:40]}'")
-        return None
+        return self._check_scores(n, name, values)
+
+    def _check_scores(self, n: int, name: str, values: list[float]) -> list[float]:
+        """Teacher scores a student can learn from: finite; probabilities in [0, 1] adding up to 1
+        (to 0.01: they are written rounded)."""
+        if not all(math.isfinite(v) for v in values):
+            self._bad(n, f"{name} must be finite numbers, got '{' '.join(f'{v:g}' for v in values)[:40]}'")
+        if name == "probs" and (
+            min(values, default=0) < 0 or max(values, default=0) > 1 or abs(sum(values) - 1) > 0.01
+        ):
+            self._bad(
+                n,
+                f"probs must be probabilities in [0, 1] adding up to 1, got '{' '.join(f'{v:g}' for v in values)[:40]}'",
+            )
+        return values
 
     def _jsonl(self, lines) -> Iterator[Example]:
         empty = True
@@ -268,7 +283,7 @@ class ExampleReader:
                             isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
                         ):
                             self._bad(n, f"{key} must be a list of numbers, got {json.dumps(v)[:40]}")
-                        setattr(ex, key, [float(x) for x in v])
+                        setattr(ex, key, self._check_scores(n, key, [float(x) for x in v]))
                 yield ex
             except _Skip:
                 continue
