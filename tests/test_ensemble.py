@@ -87,5 +87,6 @@ def test_scores_that_are_not_probabilities_are_refused_with_the_row(tmp_path):
         check_probs(np.array([[0.25, 0.75], [70.0, 30.0]]), "dev")
     src = tmp_path / "scores.tsv"
     src.write_text("label\ttext_a\tprobs\tlogits\n0\t好\t0.5 0.5\t\n1\t差\t1.5 -0.5\t\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"scores.tsv: row 2 has scores \[1.5, -0.5\], not probabilities"):
+    # in a file, the reader names the line first
+    with pytest.raises(DataError, match=r"scores.tsv, line 3: probs must be probabilities in \[0, 1\] adding up to 1"):
         blend_file(src, tmp_path / "out", _Member(), 0.5, ["0", "1"])
