@@ -451,8 +451,11 @@ def test_a_key_added_later_stays_out_of_fingerprints_while_it_holds_its_old_defa
     assert "logit_adjust" not in settings_of(TrainConfig())  # runs recorded before the key existed stay up to date
     assert settings_of(TrainConfig(logit_adjust=True))["logit_adjust"] is True
     # the solver enters as the student step resolves it: "adamw" for every student trained before it existed
-    assert not {"solver", "l2_c", "solver_iterations"} & set(settings_of(TrainConfig(solver="adamw")))
+    assert not {"solver", "l2_c", "solver_iterations"} & set(settings_of(TrainConfig(solver="adamw", l2_c=16.0)))
     assert settings_of(TrainConfig(solver="lbfgs"))["solver"] == "lbfgs"
+    # l2_c's default moved from 16 to "auto": a bag solved at 16 is solved again (a student's own record
+    # leaves l2_c out where the loop trains it, so a CNN stays up to date)
+    assert settings_of(TrainConfig())["l2_c"] == "auto"
 
 
 def test_the_measuring_time_comes_from_the_environment_and_a_bad_one_is_named(monkeypatch):
