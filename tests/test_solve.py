@@ -111,9 +111,10 @@ def _pair_files(tmp_path, write_tsv):
 def test_the_student_step_solves_a_linear_bag_and_the_folder_predicts_alike(tmp_path, write_tsv):
     train, dev = _pair_files(tmp_path, write_tsv)
     out = tmp_path / "bow"
-    cfg = load_run_config(None, [f"data.train={train}", f"data.dev={dev}", "student.arch=bow", f"output={out}"])
-    metrics = train_student(cfg, progress=False)
+    overrides = [f"data.train={train}", f"data.dev={dev}", "student.arch=bow", "student.features.ngram_buckets=4096"]
+    metrics = train_student(load_run_config(None, [*overrides, f"output={out}"]), progress=False)
     assert metrics["dev"]["accuracy"] == 1.0
+    assert metrics["chosen"]["l2_c"] in (1.0, 4.0, 16.0, 64.0)  # l2_c "auto", the default
     assert metrics["history"] and "epoch" not in metrics["history"][0]  # L-BFGS iterations, not epochs
     model, featurizer, _, _ = load_folder(out)
     probs = torch.softmax(model(featurizer.batch(["北京天气怎么样"], ["北京天气如何"])), -1)
