@@ -58,6 +58,9 @@ for line in sys.stdin:
         ),
         ("print('2'); print('0')", "answer 1 of the batch ('2') for text 'a' has label '2', not one of 0, 1"),
         ("print('1\\t0.2 0.3 0.5'); print('0\\t0.5 0.5')", "has 3 probabilities for 2 labels"),
+        ("print('1\\t70 30'); print('0\\t0.5 0.5')", "has scores that are not probabilities (numbers in [0, 1]"),
+        ("print('1\\tinf 0'); print('0\\t0.5 0.5')", "has scores that are not probabilities"),
+        ("print('1\\tnan 1'); print('0\\t0.5 0.5')", "has scores that are not probabilities"),
     ],
 )
 def test_stuck_crashing_or_malformed_programs_are_reported(tmp_path, body, message):

@@ -163,6 +163,9 @@ class CommandTeacher(Teacher):
                     raise bad("has probabilities that are not numbers") from None
                 if self.label_names is not None and len(p) != len(self.label_names):
                     raise bad(f"has {len(p)} probabilities for {len(self.label_names)} labels")
+                # what a student learns from: finite numbers in [0, 1] adding up to 1 (to rounding)
+                if not all(0 <= x <= 1 for x in p) or abs(sum(p) - 1) > 0.01:
+                    raise bad("has scores that are not probabilities (numbers in [0, 1] adding up to 1)")
                 probs.append(p)
         if probs and len(probs) != len(labels):
             raise TeacherError(f"teacher command '{self.command}' gave probabilities for some lines but not all")
