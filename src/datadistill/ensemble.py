@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.io import ExampleReader, ExampleWriter, atomic_write
+from .data.io import PROB_SUM_TOLERANCE, ExampleReader, ExampleWriter, atomic_write
 from .data.labels import LabelMap
 from .evaluate import classification_metrics
 from .log import logger
@@ -43,7 +43,7 @@ def check_probs(probs: np.ndarray, where: str) -> None:
     external teacher may answer percentages or raw scores, and their average with the classical
     model's probabilities would mean nothing."""
     p = np.asarray(probs, dtype=np.float64)
-    bad = np.flatnonzero((np.abs(p.sum(-1) - 1.0) > 1e-3) | (p < 0).any(-1))
+    bad = np.flatnonzero((np.abs(p.sum(-1) - 1.0) > PROB_SUM_TOLERANCE) | (p < 0).any(-1))
     if len(bad):
         from .errors import DataError
 

@@ -92,3 +92,12 @@ def test_a_teacher_kind_without_a_config_section_is_refused_by_name():
         teacher_config({"kind": "python_only"})
     with pytest.raises(TeacherError, match="teacher kind 'python_only' cannot be built from a pipeline config"):
         PythonOnly.load(None, None, 1, "auto")
+
+
+def test_probabilities_printed_rounded_are_accepted_and_a_sum_far_from_one_is_not(tmp_path):
+    body = "sys.stdin.read()\nprint('a\\t0.33 0.33 0.33'); print('b\\t0.5 0.6 0.0')\n"
+    t = CommandTeacher(program(tmp_path, body), labels=["a", "b", "c"], timeout=5)
+    with pytest.raises(TeacherError, match=r"answer 2 of the batch .* has scores that are not probabilities"):
+        t.score(["x", "y"])  # 0.99 passes (two decimals), 1.1 does not
+    ok = CommandTeacher(program(tmp_path, "sys.stdin.read()\nprint('a\\t0.33 0.33 0.33')\n"), labels=["a", "b", "c"])
+    np.testing.assert_allclose(ok.score(["x"]).probs, [[0.33, 0.33, 0.33]])

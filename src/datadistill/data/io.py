@@ -232,11 +232,11 @@ class ExampleReader:
 
     def _check_scores(self, n: int, name: str, values: list[float]) -> list[float]:
         """Teacher scores a student can learn from: finite; probabilities in [0, 1] adding up to 1
-        (to 0.01: they are written rounded)."""
+        (to PROB_SUM_TOLERANCE: they are written rounded)."""
         if not all(math.isfinite(v) for v in values):
             self._bad(n, f"{name} must be finite numbers, got '{' '.join(f'{v:g}' for v in values)[:40]}'")
         if name == "probs" and (
-            min(values, default=0) < 0 or max(values, default=0) > 1 or abs(sum(values) - 1) > 0.01
+            min(values, default=0) < 0 or max(values, default=0) > 1 or abs(sum(values) - 1) > PROB_SUM_TOLERANCE
         ):
             self._bad(
                 n,
@@ -351,6 +351,9 @@ def clean_field(text: str) -> str:
 
 
 SCORE_COLUMNS = ("probs", "logits")
+# how far from 1 a row of probabilities may add up: programs print them rounded (3 decimals for up to
+# 40 labels, 2 for up to 4, stay inside it); percentages or raw scores do not
+PROB_SUM_TOLERANCE = 0.02
 TOKEN_COLUMNS = ("tokens_a", "tokens_b")
 
 
