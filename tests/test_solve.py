@@ -210,7 +210,7 @@ def test_l2_c_auto_keeps_the_c_whose_weights_score_best_on_dev():
     assert norms[1.0] < norms[4.0] < norms[16.0]
     model = _Linear()
     # "dev" peaks at C 4's optimum, so the path must keep C 4, reached from C 1's weights
-    result, c = solve_path(
+    result = solve_path(
         model,
         x,
         loss_of,
@@ -220,12 +220,13 @@ def test_l2_c_auto_keeps_the_c_whose_weights_score_best_on_dev():
         300,
         False,
     )
+    c = result.chosen["l2_c"]
     assert c == 4.0 and result.chosen == {"l2_c": 4.0}
     assert model.weight.norm().item() == pytest.approx(norms[4.0], rel=1e-3)
     assert [h["l2_c"] for h in result.history][0] == 1.0 and {h["l2_c"] for h in result.history} == {1.0, 4.0, 16.0}
     # a tie goes to the C nearest 16
-    assert solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (1, 4, 64), 300, False)[1] == 4.0
-    assert solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (1, 4, 16, 64), 300, False)[1] == 16.0
+    assert solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (1, 4, 64), 300, False).chosen["l2_c"] == 4.0
+    assert solve_path(_Linear(), x, loss_of, lambda: 0.5, len(y), (1, 4, 16, 64), 300, False).chosen["l2_c"] == 16.0
 
 
 def test_l2_c_is_a_number_or_auto():

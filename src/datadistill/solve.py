@@ -67,11 +67,12 @@ def solve_linear(
     history: int = HISTORY,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     desc: str = "student solving",
+    product: _Product | None = None,
 ) -> FitResult:
     """Fit W [D, C] and b [C] of `model` (loaded with `set_linear`) to minimise loss_of(X W + b) +
     ||W||^2 / (2 c n); x [N, D] sparse, starting from zero or `init` (W, b). Every SOLVE_CHUNK
     iterations the dev accuracy (`evaluate`) is logged; the model ends with the weights that scored
-    best on dev (the later on a tie)."""
+    best on dev (the later on a tie). `product`: X's `_Product`, when the caller solves X more than once."""
     t0 = time.perf_counter()
     num_labels = model.head.bias.shape[0]
     weight = torch.zeros(x.shape[1], num_labels)
@@ -92,8 +93,7 @@ def solve_linear(
     penalty = 1.0 / (2.0 * c * n)
     last = [0.0]
 
-    product = _Product(x)
-
+    product = product or _Product(x)
     bar = Progress(iterations, desc, "iteration", progress)
     shown = [0]  # iterations the bar has counted
 
@@ -158,41 +158,38 @@ def solve_path(
     iterations: int,
     progress: bool = True,
     history: int = HISTORY,
-) -> tuple[FitResult, float]:
+) -> FitResult:
     """`solve_linear` for each C of `cs` in increasing order, each started from the previous one's
     weights (a regularisation path: a weaker penalty moves the optimum a little), keeping the C whose
-    weights scored best on dev (on a tie, the C nearest 16). Returns its result and C;
-    the history holds every C's iterations, each marked with its l2_c."""
+    weights scored best on dev (on a tie, the C nearest 16: the fixed default measured before). Its
+    result names the C (`chosen`); the history holds every C's iterations, each marked with its l2_c."""
     t0 = time.perf_counter()
+
+    def rank(r: FitResult, c: float) -> tuple[float, float]:
+        return r.best_dev_accuracy, -abs(math.log(c / 16))
+
     best: tuple[FitResult, float, tuple] | None = None
     init, steps, history_all = None, 0, []
-    cs = sorted(cs)
+    product, cs = _Product(x), sorted(cs)  # X^T built once for every C
     for i, c in enumerate(cs):
         desc = f"student solving, C {c:g} ({i + 1} of {len(cs)})"
-        result = solve_linear(model, x, loss_of, evaluate, n, c, iterations, progress, history, init, desc)
+        result = solve_linear(model, x, loss_of, evaluate, n, c, iterations, progress, history, init, desc, product)
         init = model.linear_weights()  # the best weights of this C: the next C starts there
         steps += result.steps
         history_all += [{**h, "l2_c": c} for h in result.history]
         log.info(f"l2_c {c:g}: best dev accuracy {result.best_dev_accuracy * 100:.2f} at iteration {result.best_step}")
-        # a tie (common on a small dev set) goes to the C nearest 16, the fixed default measured before
-        if best is None or (result.best_dev_accuracy, -abs(math.log(c / 16))) > (
-            best[0].best_dev_accuracy,
-            -abs(math.log(best[1] / 16)),
-        ):
+        if best is None or rank(result, c) > rank(best[0], best[1]):  # ties are common on a small dev set
             best = (result, c, init)
     result, c, weights = best
     model.set_linear(*weights)
     log.info(f"l2_c auto: chose {c:g} (dev accuracy {result.best_dev_accuracy * 100:.2f})")
-    return (
-        FitResult(
-            best_dev_accuracy=result.best_dev_accuracy,
-            best_step=result.best_step,
-            steps=steps,
-            seconds=time.perf_counter() - t0,
-            history=history_all,
-            chosen={"l2_c": c},
-        ),
-        c,
+    return FitResult(
+        best_dev_accuracy=result.best_dev_accuracy,
+        best_step=result.best_step,
+        steps=steps,
+        seconds=time.perf_counter() - t0,
+        history=history_all,
+        chosen={"l2_c": c},
     )
 
 

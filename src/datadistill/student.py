@@ -320,8 +320,7 @@ def _solve_student(
 
     n = len(index)
     if cfg.l2_c == "auto":
-        result, _ = solve_path(model, x, loss_of, evaluate, n, L2_C_GRID, cfg.solver_iterations, progress, history)
-        return result
+        return solve_path(model, x, loss_of, evaluate, n, L2_C_GRID, cfg.solver_iterations, progress, history)
     return solve_linear(model, x, loss_of, evaluate, n, cfg.l2_c, cfg.solver_iterations, progress, history)
 
 
