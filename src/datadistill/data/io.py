@@ -233,15 +233,11 @@ class ExampleReader:
     def _check_scores(self, n: int, name: str, values: list[float]) -> list[float]:
         """Teacher scores a student can learn from: finite; probabilities in [0, 1] adding up to 1
         (to PROB_SUM_TOLERANCE: they are written rounded)."""
+        got = " ".join(f"{v:g}" for v in values)[:40]
         if not all(math.isfinite(v) for v in values):
-            self._bad(n, f"{name} must be finite numbers, got '{' '.join(f'{v:g}' for v in values)[:40]}'")
-        if name == "probs" and (
-            min(values, default=0) < 0 or max(values, default=0) > 1 or abs(sum(values) - 1) > PROB_SUM_TOLERANCE
-        ):
-            self._bad(
-                n,
-                f"probs must be probabilities in [0, 1] adding up to 1, got '{' '.join(f'{v:g}' for v in values)[:40]}'",
-            )
+            self._bad(n, f"{name} must be finite numbers, got '{got}'")
+        if name == "probs" and not is_probability_row(values):
+            self._bad(n, f"probs must be probabilities in [0, 1] adding up to 1, got '{got}'")
         return values
 
     def _jsonl(self, lines) -> Iterator[Example]:
@@ -354,6 +350,13 @@ SCORE_COLUMNS = ("probs", "logits")
 # how far from 1 a row of probabilities may add up: programs print them rounded (3 decimals for up to
 # 40 labels, 2 for up to 4, stay inside it); percentages or raw scores do not
 PROB_SUM_TOLERANCE = 0.02
+
+
+def is_probability_row(values: list[float]) -> bool:
+    """Numbers in [0, 1] (so finite) adding up to 1, to PROB_SUM_TOLERANCE."""
+    return all(0 <= v <= 1 for v in values) and abs(sum(values) - 1) <= PROB_SUM_TOLERANCE
+
+
 TOKEN_COLUMNS = ("tokens_a", "tokens_b")
 
 

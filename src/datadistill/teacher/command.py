@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, check_ranges
-from ..data.io import PROB_SUM_TOLERANCE
+from ..data.io import is_probability_row
 from .base import Teacher, TeacherError, TeacherScores, register_teacher
 
 
@@ -165,7 +165,7 @@ class CommandTeacher(Teacher):
                 if self.label_names is not None and len(p) != len(self.label_names):
                     raise bad(f"has {len(p)} probabilities for {len(self.label_names)} labels")
                 # what a student learns from: finite numbers in [0, 1] adding up to 1 (to rounding)
-                if not all(0 <= x <= 1 for x in p) or abs(sum(p) - 1) > PROB_SUM_TOLERANCE:
+                if not is_probability_row(p):
                     raise bad("has scores that are not probabilities (numbers in [0, 1] adding up to 1)")
                 probs.append(p)
         if probs and len(probs) != len(labels):
