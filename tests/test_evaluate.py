@@ -20,6 +20,14 @@ def test_metrics_on_a_known_confusion():
     assert m["macro_f1"] == pytest.approx((0.8 + f1_b + f1_c) / 3)
 
 
+def test_macro_f1_leaves_out_a_class_neither_in_gold_nor_predicted():
+    m = classification_metrics(np.array([0, 0, 1]), np.array([0, 1, 1]), ["a", "b", "c"])
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)  # c: no support, never predicted
+    assert m["per_class"]["c"]["support"] == 0
+    m = classification_metrics(np.array([0, 0]), np.array([0, 0]), ["0", "1"])
+    assert (m["accuracy"], m["macro_f1"]) == (1.0, 1.0)
+
+
 def test_pair_order_within_groups_counts_correct_reversed_and_ties():
     from datadistill.evaluate import pair_order
 

@@ -136,7 +136,7 @@ def test_predict_cli_input_file_and_eval(model_dir, tmp_path, capsys, TEXTS):
     assert "model folder does not exist" in capsys.readouterr().err
 
 
-def test_pair_student_trains_saves_and_predicts(tmp_path, words, write_tsv, student_config):
+def test_pair_student_trains_saves_and_predicts(tmp_path, words, write_tsv, student_config, capsys):
     import random
 
     POS_WORDS, TOPICS, small_config = words["pos"], words["topics"], student_config
@@ -167,6 +167,11 @@ def test_pair_student_trains_saves_and_predicts(tmp_path, words, write_tsv, stud
     out = io.StringIO()
     p.stream(io.StringIO("酒店很好\t房间很好\n"), out)
     assert out.getvalue().count("\t") == 1
+    single = write_tsv(tmp_path / "single.tsv", [("酒店很好", "1")], header=("text_a", "label"))
+    assert main(["predict", "--model", str(tmp_path / "bow"), "--input", str(single)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"datadistill predict: error: {single}: the model in {tmp_path / 'bow'} reads text pairs; this file has no text_b column"
+    )
 
 
 @pytest.mark.parametrize("arch", ["bow", "cnn", "lstm"])

@@ -125,7 +125,7 @@ BAD_PAIR = [
         "a pair of one",
         b'{"pairs": [["a", "b"], ["c"]]}',
         422,
-        "'pairs'[1] must be a list of two strings [text_a, text_b], got a list",
+        "'pairs'[1] must be a list of two strings [text_a, text_b], got a list of 1",
     ),
     ("a pair with null", b'{"pairs": [["a", null]]}', 422, "'pairs'[0][1] must be a string, got null"),
     ("empty pairs", b'{"pairs": []}', 422, "'pairs' is empty: send at least one"),
@@ -143,6 +143,12 @@ def test_parse_refuses_a_bad_body_with_status_and_one_line(name, body, status, m
     with pytest.raises(RequestError) as e:
         parse_predict(body, False, LIMITS)
     assert (e.value.status, e.value.message) == (status, message)
+
+
+def test_parse_counts_pairs_as_pairs():
+    with pytest.raises(RequestError) as e:
+        parse_predict(json.dumps({"pairs": [["a", "b"]] * 9}).encode(), True, LIMITS)
+    assert (e.value.status, e.value.message) == (422, "9 pairs in one request; at most 8 (--max-texts)")
 
 
 @pytest.mark.parametrize("name,body,status,message", BAD_PAIR, ids=[b[0] for b in BAD_PAIR])

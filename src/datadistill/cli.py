@@ -209,7 +209,7 @@ def _add_predict(sub) -> None:
 def _run_predict(args) -> None:
     from pathlib import Path
 
-    from .predict import detect_backend, load_predictor
+    from .predict import check_pair_columns, detect_backend, load_predictor
 
     backend = detect_backend(args.model)
     pred = load_predictor(args.model, backend, **({"bf16": args.bf16} if backend == "torch" else {}))
@@ -223,6 +223,7 @@ def _run_predict(args) -> None:
             from .data.io import ExampleReader
 
             exs = list(ExampleReader(path, require_label=False))
+            check_pair_columns(pred, path, "text_b" in [c.strip() for c in header], args.model)
             lines = [e.text_a + (f"\t{e.text_b}" if e.text_b is not None else "") for e in exs]
         else:
             lines = _utf8_lines(path)

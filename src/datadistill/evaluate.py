@@ -18,10 +18,12 @@ def classification_metrics(gold: np.ndarray, pred: np.ndarray, labels: list[str]
     prec = np.divide(tp, conf.sum(0), out=np.zeros(k), where=conf.sum(0) > 0)
     rec = np.divide(tp, conf.sum(1), out=np.zeros(k), where=conf.sum(1) > 0)
     f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros(k), where=(prec + rec) > 0)
+    present = (conf.sum(0) + conf.sum(1)) > 0
     return {
         "n": int(len(gold)),
         "accuracy": float(tp.sum() / max(1, len(gold))),
-        "macro_f1": float(f1.mean()),
+        # over the labels in gold or predictions (scikit-learn's rule): a class absent from both is no error
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
             lab: {
                 "precision": float(prec[i]),
@@ -176,10 +178,15 @@ def ratio_text(r: dict) -> str:
     return f"{v:.2f}"
 
 
+def auc_text(r: dict) -> str:
+    """The AUC as shown: '–' when the set lacks a positive or a negative."""
+    v = r["auc"]
+    return f"{v * 100:.2f}" if v is not None and math.isfinite(v) else "–"
+
+
 def format_ranking(r: dict) -> str:
-    auc = f"{r['auc'] * 100:.2f}" if r["auc"] is not None and math.isfinite(r["auc"]) else "–"
     return (
-        f"positive '{r['positive']}': F1 {r['f1_positive'] * 100:.2f}  AUC {auc}  "
+        f"positive '{r['positive']}': F1 {r['f1_positive'] * 100:.2f}  AUC {auc_text(r)}  "
         f"pair-order {ratio_text(r)} ({r['correct']:,} correct / {r['reversed']:,} reversed, "
         f"{r['ties']:,} ties, {r['grouping']})"
     )

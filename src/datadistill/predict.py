@@ -124,6 +124,16 @@ class Predictor(BasePredictor):
             return self.model({k: torch.from_numpy(v) for k, v in arrays.items()}).float().numpy()
 
 
+def check_pair_columns(pred: BasePredictor, path: str | Path, has_b: bool, where: str) -> None:
+    """Refuse a table whose text columns do not fit the model: pairs need text_b, single texts none."""
+    if pred.pair != has_b:
+        raise DataError(
+            f"{path}: the model in {where} reads text pairs; this file has no text_b column"
+            if pred.pair
+            else f"{path}: has a text_b column, but the model in {where} reads single texts"
+        )
+
+
 def detect_backend(folder: str | Path) -> str:
     """'onnx' for an export folder (it holds model.onnx), else 'torch' (a student folder; loading it
     explains whatever is missing)."""

@@ -19,7 +19,7 @@ import torch
 from .data.cache import model_files
 from .data.io import ExampleReader
 from .data.labels import LabelMap
-from .evaluate import finite, positive_label, ratio_text, task_metrics
+from .evaluate import auc_text, finite, positive_label, ratio_text, task_metrics
 from .layout import Layout
 from .log import logger
 from .speed import latency, throughput
@@ -323,7 +323,7 @@ def _main_table(rows: list[dict]) -> str:
         cells = [r["model"], r["kind"], f"{r['test_accuracy'] * 100:.2f}", f"{r['test_macro_f1'] * 100:.2f}"]
         if ranked:
             k = r["ranking"]
-            cells += [f"{k['f1_positive'] * 100:.2f}", f"{k['auc'] * 100:.2f}", ratio_text(k)]
+            cells += [f"{k['f1_positive'] * 100:.2f}", auc_text(k), ratio_text(k)]
         cells += [params, size, f"{r['texts_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
         cells.append(f"{r['speedup']:,.0f}x" if r["speedup"] >= 1 else f"{r['speedup']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")

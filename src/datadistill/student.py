@@ -496,19 +496,13 @@ def evaluate_folder(
     positive class for two-class tasks: see evaluate.task_metrics)."""
     from .evaluate import task_metrics
 
-    from .predict import Predictor
+    from .predict import Predictor, check_pair_columns
 
     pred = Predictor(folder)
     exs = list(ExampleReader(data, label_column=label_column, label_map=pred.label_map))
     if not exs:
         raise DataError(f"{data}: no examples (only a header?)")
-    has_b = exs[0].text_b is not None
-    if pred.pair != has_b:
-        raise DataError(
-            f"{data}: the model in {folder} reads text pairs; this file has no text_b column"
-            if pred.pair
-            else f"{data}: has a text_b column, but the model in {folder} reads single texts"
-        )
+    check_pair_columns(pred, data, exs[0].text_b is not None, folder)
     texts_b = [ex.text_b or "" for ex in exs] if pred.pair else None
     probs = pred.predict_proba([ex.text_a for ex in exs], texts_b)
     gold = np.array([pred.label_map.id(ex.label) for ex in exs])

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from datadistill.data import DataError, Example, ExampleReader, LabelMap, atomic_write, read_examples, write_examples
+from datadistill.data.io import read_splits
 
 
 def w(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -54,6 +55,45 @@ def test_empty_text(tmp_path):
     with pytest.raises(DataError) as e:
         read_examples(p)
     assert str(e.value) == f"{p}, line 3: empty text_a"
+
+
+def test_missing_label_column_names_the_option(tmp_path):
+    p = w(tmp_path, "a.tsv", "category\ttext_a\n书籍\t好\n".encode())
+    with pytest.raises(DataError) as e:
+        read_examples(p)
+    assert str(e.value) == (
+        f"{p}, line 1: missing required column 'label' (header has: category, text_a); "
+        "name the label column with --label-column (data.label_column in a config)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("q.tsv", "qid\ttext_a\ttext_b\tlabel\nq1\t怎么办\t如何做\t1\n \t怎么办\t为什么\t0\n"),
+        (
+            "q.jsonl",
+            '{"qid": "q1", "text_a": "a", "text_b": "b", "label": "1"}\n'
+            '{"qid": null, "text_a": "a", "text_b": "c", "label": "0"}\n',
+        ),
+    ],
+)
+def test_an_empty_qid_is_refused(tmp_path, name, data):
+    p = w(tmp_path, name, data.encode())
+    with pytest.raises(DataError) as e:
+        read_examples(p)
+    assert str(e.value) == f"{p}, line {2 if name.endswith('jsonl') else 3}: empty qid"
+
+
+def test_training_needs_two_labels_and_case_twins_are_named(tmp_path, caplog):
+    one = w(tmp_path, "one.tsv", "label\ttext_a\n1\t好\n1\t差\n".encode())
+    with pytest.raises(DataError) as e:
+        read_splits(one)
+    assert str(e.value) == f"{one}: every example has label '1': a classifier needs at least two labels"
+    twins = w(tmp_path, "twins.tsv", "label\ttext_a\nHotel\t好\nhotel\t差\nbook\t书\n".encode())
+    _, _, _, lm = read_splits(twins)
+    assert lm.labels == ["Hotel", "book", "hotel"]
+    assert f"{twins}: labels 'Hotel', 'hotel' differ only in case; they are separate classes" in caplog.text
 
 
 def test_label_not_in_label_map(tmp_path):

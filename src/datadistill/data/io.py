@@ -184,9 +184,14 @@ class ExampleReader:
         need = ["text_a"] + ([self.label_column] if self.require_label else [])
         missing = [c for c in need if c not in index]
         if missing:
+            hint = (
+                "; name the label column with --label-column (data.label_column in a config)"
+                if missing[0] == self.label_column
+                else ""
+            )
             raise DataError(
                 f"{self.path}, line 1: missing required column '{missing[0]}' "
-                f"(header has: {', '.join(c.strip() for c in cols)})"
+                f"(header has: {', '.join(c.strip() for c in cols)}){hint}"
             )
         i_a, i_b = index["text_a"], index.get("text_b")
         i_label = index.get(self.label_column)
@@ -215,8 +220,8 @@ class ExampleReader:
                     ex.probs = self._floats(n, "probs", fields[i_p])
                 if i_l is not None:
                     ex.logits = self._floats(n, "logits", fields[i_l])
-                if i_q is not None:
-                    ex.qid = fields[i_q]
+                if i_q is not None:  # a blank qid would join unrelated queries into one group
+                    ex.qid = self._check_text(n, "qid", fields[i_q]).strip()
                 yield ex
             except _Skip:
                 continue
@@ -262,8 +267,8 @@ class ExampleReader:
                 ex = Example(text_a=self._check_text(n, "text_a", text_a), line=n)
                 if obj.get("text_b") is not None:
                     ex.text_b = self._check_text(n, "text_b", str(obj["text_b"]))
-                if obj.get("qid") is not None:
-                    ex.qid = str(obj["qid"])
+                if "qid" in obj:
+                    ex.qid = self._check_text(n, "qid", "" if obj["qid"] is None else str(obj["qid"])).strip()
                 if obj.get(self.label_column) is not None:
                     ex.label = self._check_label(n, str(obj[self.label_column]))
                 elif self.require_label:
@@ -444,6 +449,17 @@ def read_splits(
     if not train_ex:
         raise DataError(f"{train}: no examples (only a header?)")
     label_map = LabelMap.from_labels(ex.label for ex in train_ex)
+    if len(label_map) < 2:  # a model of one label scores 100 on any data that has only it
+        raise DataError(
+            f"{train}: every example has {label_column} '{label_map.labels[0]}': a classifier needs at least two labels"
+        )
+    folded: dict[str, list[str]] = {}
+    for label in label_map.labels:
+        folded.setdefault(label.casefold(), []).append(label)
+    for same in (v for v in folded.values() if len(v) > 1):
+        log.warning(
+            f"{train}: labels {', '.join(repr(x) for x in same)} differ only in case; they are separate classes"
+        )
     dev_ex = read(dev, label_map) if dev else []
     if dev and not dev_ex:
         raise DataError(f"{dev}: no examples (only a header?)")

@@ -127,11 +127,14 @@ def parse_predict(body: bytes, pair: bool, limits: Limits) -> Parsed:
         parsed = Parsed([_string(data["text_a"], "'text_a'")], [_string(data["text_b"], "'text_b'")])
     else:
         pairs = _list(data["pairs"], "'pairs'", "[text_a, text_b] pairs")
-        _count(len(pairs), limits)
+        _count(len(pairs), limits, "pairs")
         a, b = [], []
         for i, p in enumerate(pairs):
             if not isinstance(p, list) or len(p) != 2:
-                raise RequestError(422, f"'pairs'[{i}] must be a list of two strings [text_a, text_b], got {_kind(p)}")
+                raise RequestError(
+                    422,
+                    f"'pairs'[{i}] must be a list of two strings [text_a, text_b], got {_kind(p) if not isinstance(p, list) else f'a list of {len(p)}'}",
+                )
             a.append(_string(p[0], f"'pairs'[{i}][0]"))
             b.append(_string(p[1], f"'pairs'[{i}][1]"))
         parsed = Parsed(a, b)
@@ -139,9 +142,9 @@ def parse_predict(body: bytes, pair: bool, limits: Limits) -> Parsed:
     return parsed
 
 
-def _count(n: int, limits: Limits) -> None:
+def _count(n: int, limits: Limits, what: str = "texts") -> None:
     if n > limits.max_texts:
-        raise RequestError(422, f"{n:,} texts in one request; at most {limits.max_texts:,} (--max-texts)")
+        raise RequestError(422, f"{n:,} {what} in one request; at most {limits.max_texts:,} (--max-texts)")
 
 
 def _lengths(parsed: Parsed, form: str, limits: Limits) -> None:
