@@ -219,11 +219,12 @@ def _run_predict(args) -> None:
             raise DataError(f"{path}: " + ("is a folder, expected a file" if path.is_dir() else "file does not exist"))
         with open(path, "rb") as f:
             header = f.readline().decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n").split("\t")
+        header = [c.strip() for c in header]  # as the reader names its columns
         if "text_a" in header:  # a table: its text columns, not its header line
             from .data.io import ExampleReader
 
+            check_pair_columns(pred, path, "text_b" in header, args.model)  # before the whole file is read
             exs = list(ExampleReader(path, require_label=False))
-            check_pair_columns(pred, path, "text_b" in [c.strip() for c in header], args.model)
             lines = [e.text_a + (f"\t{e.text_b}" if e.text_b is not None else "") for e in exs]
         else:
             lines = _utf8_lines(path)

@@ -131,10 +131,8 @@ def parse_predict(body: bytes, pair: bool, limits: Limits) -> Parsed:
         a, b = [], []
         for i, p in enumerate(pairs):
             if not isinstance(p, list) or len(p) != 2:
-                raise RequestError(
-                    422,
-                    f"'pairs'[{i}] must be a list of two strings [text_a, text_b], got {_kind(p) if not isinstance(p, list) else f'a list of {len(p)}'}",
-                )
+                got = f"a list of {len(p)}" if isinstance(p, list) else _kind(p)
+                raise RequestError(422, f"'pairs'[{i}] must be a list of two strings [text_a, text_b], got {got}")
             a.append(_string(p[0], f"'pairs'[{i}][0]"))
             b.append(_string(p[1], f"'pairs'[{i}][1]"))
         parsed = Parsed(a, b)
