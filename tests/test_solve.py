@@ -236,3 +236,80 @@ def test_l2_c_is_a_number_or_auto():
         load_run_config(None, ["train.l2_c=big"])
     with pytest.raises(ConfigError, match=r"train.l2_c: expected a number or a string, got \[1, 4\]"):
         load_run_config(None, ["train.l2_c=[1,4]"])
+
+
+def test_nb_scale_is_the_naive_bayes_log_count_ratio_of_each_input():
+    from datadistill.solve import label_mass, nb_scale
+
+    # 4 rows; column 0 only in class 1 rows, column 1 in both classes, column 2 in no row, column 3 a
+    # similarity-like input left unscaled; the value of an input does not count, only that the row holds it
+    x = torch.tensor([[0.5, 0.2, 0, 1.0], [0.1, 0.3, 0, 1.0], [0, 0.7, 0, 1.0], [0, 0.4, 0, 1.0]]).to_sparse_csr()
+    labels = torch.tensor([1, 1, 0, 0])
+    t = {"labels": labels, "probs_T": None, "has_T": torch.zeros(4, dtype=torch.bool)}
+    mass = label_mass(t, torch.arange(4), 4, 2)
+    torch.testing.assert_close(mass, torch.tensor([[0.0, 1], [0, 1], [1, 0], [1, 0]]))
+    s = nb_scale(x, mass, torch.tensor([True, True, True, False]))
+    # class 1: p = 1 + [2, 2, 0 (unseen), 2] over the seen inputs, |p|_1 = 9; q = 1 + [0, 2, -, 2], |q|_1 = 7
+    r0 = abs(np.log((3 / 9) / (1 / 7)))
+    r1 = abs(np.log((3 / 9) / (3 / 7)))
+    np.testing.assert_allclose(s.numpy(), [r0, r1, 0.0, 1.0], rtol=1e-6)
+    # an epoch that repeats row 0 and a teacher row with probabilities counts them as mass
+    t2 = {
+        "labels": torch.tensor([1, 1, 0]),
+        "probs_T": torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.25, 0.75]]),
+        "logits_T": torch.zeros(3, 2),
+        "has_T": torch.tensor([False, False, True]),
+    }
+    torch.testing.assert_close(
+        label_mass(t2, torch.tensor([0, 0, 2]), 3, 2), torch.tensor([[0.0, 2], [0, 0], [0.25, 0.75]])
+    )
+
+
+def test_a_scaled_solve_is_logistic_regression_on_the_scaled_inputs():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    xs, y = _separable()
+    scale = np.random.default_rng(1).random(xs.shape[1]) * 2
+    scale[3] = 0.0  # an input scaled to nothing gets no weight
+    model = _Linear()
+    labels = torch.from_numpy(y)
+    x = torch.from_numpy(xs).float().to_sparse_csr()
+    solve_linear(
+        model,
+        x,
+        lambda z: torch.nn.functional.cross_entropy(z, labels),
+        lambda: 1.0,
+        len(y),
+        c=2.0,
+        iterations=300,
+        progress=False,
+        scale=torch.from_numpy(scale).float(),
+    )
+    sk = linear_model.LogisticRegression(C=4.0, tol=1e-8, max_iter=5000).fit(xs * scale, y)
+    w = (model.weight[:, 1] - model.weight[:, 0]).numpy()  # the model holds W = scale * V
+    np.testing.assert_allclose(w, sk.coef_[0] * scale, rtol=2e-3, atol=5e-3)  # L-BFGS stops within its tolerance
+    assert w[3] == 0.0
+
+
+def test_nb_scale_needs_the_solver_and_by_default_scales_single_texts_not_pairs(
+    tmp_path, write_tsv, senti_files, caplog
+):
+    with pytest.raises(ConfigError) as e:
+        load_run_config(None, ["train.nb_scale=true", "train.solver=adamw"])
+    assert str(e.value).endswith(
+        "nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto"
+    )
+    (tmp_path / "pair_data").mkdir()
+    train, dev = _pair_files(tmp_path / "pair_data", write_tsv)  # beside senti_files' train.tsv, not over it
+    runs = {
+        "pairs": [f"data.train={train}", f"data.dev={dev}"],
+        "single": [f"data.train={senti_files['train']}", f"data.dev={senti_files['dev']}"],
+    }
+    scaled = {}
+    for name, overrides in runs.items():
+        caplog.clear()
+        cfg = [*overrides, "student.arch=bow", "student.features.ngram_buckets=4096", f"output={tmp_path / name}"]
+        with caplog.at_level("INFO", logger="datadistill"):
+            metrics = train_student(load_run_config(None, cfg), progress=False)
+        assert metrics["dev"]["accuracy"] >= 0.9
+        scaled[name] = "naive-Bayes log-count ratio" in caplog.text
+    assert scaled == {"pairs": False, "single": True}

@@ -68,7 +68,7 @@ log = logger.getChild("pipeline")
 NOT_IN_FINGERPRINT = ("checkpoint", "workers", "timeout")
 # Settings added after runs were recorded, with the default that reproduces those runs: left out of a
 # fingerprint while they hold it, so a finished run stays up to date after an upgrade.
-ADDED_LATER = {"logit_adjust": False, "solver": "adamw", "l2_c": 16.0, "solver_iterations": 300}
+ADDED_LATER = {"logit_adjust": False, "solver": "adamw", "l2_c": 16.0, "solver_iterations": 300, "nb_scale": False}
 # A student's train settings read only by the mini-batch loop (adamw), and only by the solver (lbfgs).
 LOOP_ONLY = (
     "epochs",
@@ -82,7 +82,7 @@ LOOP_ONLY = (
     "eval_every",
     "max_steps",
 )
-SOLVER_ONLY = ("l2_c", "solver_iterations")
+SOLVER_ONLY = ("l2_c", "solver_iterations", "nb_scale")
 
 
 def settings_of(cfg) -> Any:

@@ -5,7 +5,10 @@ training is a convex problem, as a classical logistic regression's: L-BFGS over 
 an L2 penalty ||W||^2 / (2 C n) (scikit-learn's C; the bias is not penalised), reaches the optimum
 that mini-batch Adam only approaches (Adam moves rare n-grams as far as common ones and stops far from
 it). The objective is the training loop's own: the student's loss over the rows of one epoch (gold
-rows repeated as part0_share asks). bench/RESULTS.md ("The linear bag, solved") has the measurements.
+rows repeated as part0_share asks). With train.nb_scale each input is first scaled by its naive-Bayes
+log-count ratio (NBSVM, Wang and Manning 2012): W = s * V with the penalty on V, so an n-gram the labels
+tie to one class is penalised less than one both classes use. bench/RESULTS.md ("The linear bag,
+solved") has the measurements.
 """
 
 from __future__ import annotations
@@ -68,17 +71,22 @@ def solve_linear(
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     desc: str = "student solving",
     product: _Product | None = None,
+    scale: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit W [D, C] and b [C] of `model` (loaded with `set_linear`) to minimise loss_of(X W + b) +
     ||W||^2 / (2 c n); x [N, D] sparse, starting from zero or `init` (W, b). Every SOLVE_CHUNK
     iterations the dev accuracy (`evaluate`) is logged; the model ends with the weights that scored
-    best on dev (the later on a tie). `product`: X's `_Product`, when the caller solves X more than once."""
+    best on dev (the later on a tie). `product`: X's `_Product`, when the caller solves X more than once.
+    `scale` [D] (`nb_scale`): W = scale * V row by row, with the penalty on V instead of W."""
     t0 = time.perf_counter()
     num_labels = model.head.bias.shape[0]
-    weight = torch.zeros(x.shape[1], num_labels)
+    weight = torch.zeros(x.shape[1], num_labels)  # V when scaled, else W
     bias = torch.zeros(num_labels)
+    s = scale[:, None] if scale is not None else None  # [D, 1]
     if init is not None:
         weight, bias = init[0].detach().clone(), init[1].detach().clone()
+        if s is not None:  # init holds W: V = W / s (an input scaled to 0 has no weight)
+            weight = torch.where(s > 0, weight / s.clamp(min=1e-30), torch.zeros_like(weight))
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     opt = torch.optim.LBFGS(
@@ -97,9 +105,12 @@ def solve_linear(
     bar = Progress(iterations, desc, "iteration", progress)
     shown = [0]  # iterations the bar has counted
 
+    def effective() -> torch.Tensor:  # W [D, C]
+        return weight * s if s is not None else weight
+
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = loss_of(product(weight) + bias) + penalty * (weight * weight).sum()
+        loss = loss_of(product(effective()) + bias) + penalty * (weight * weight).sum()
         loss.backward()
         last[0] = loss.item()
         # the bar moves with each iteration inside a chunk (a chunk of a large design takes minutes)
@@ -123,7 +134,8 @@ def solve_linear(
         done += took
         # fewer iterations than the chunk without running out of evaluations: L-BFGS met its tolerance
         converged = took < chunk and state["func_evals"] - evals < group["max_eval"]
-        model.set_linear(weight.detach(), bias.detach())
+        w = effective().detach()
+        model.set_linear(w, bias.detach())
         dev_acc = evaluate()
         improved = dev_acc >= best[0]
         history.append({"step": done, "train_loss": last[0], "dev_accuracy": dev_acc})
@@ -131,7 +143,7 @@ def solve_linear(
             f"iteration {done}: loss {last[0]:.4f} dev accuracy {dev_acc * 100:.2f}" + (" (best)" if improved else "")
         )
         if improved:
-            best = (dev_acc, done, (weight.detach().clone(), bias.detach().clone()))
+            best = (dev_acc, done, (w.clone(), bias.detach().clone()))
         bar.update(max(0, state["n_iter"] - shown[0]), loss=f"{last[0]:.4f}")
         shown[0] = max(shown[0], state["n_iter"])
         if converged:
@@ -158,6 +170,7 @@ def solve_path(
     iterations: int,
     progress: bool = True,
     history: int = HISTORY,
+    scale: torch.Tensor | None = None,
 ) -> FitResult:
     """`solve_linear` for each C of `cs` in increasing order, each started from the previous one's
     weights (a regularisation path: a weaker penalty moves the optimum a little), keeping the C whose
@@ -173,7 +186,9 @@ def solve_path(
     product, cs = _Product(x), sorted(cs)  # X^T built once for every C
     for i, c in enumerate(cs):
         desc = f"student solving, C {c:g} ({i + 1} of {len(cs)})"
-        result = solve_linear(model, x, loss_of, evaluate, n, c, iterations, progress, history, init, desc, product)
+        result = solve_linear(
+            model, x, loss_of, evaluate, n, c, iterations, progress, history, init, desc, product, scale
+        )
         init = model.linear_weights()  # the best weights of this C: the next C starts there
         steps += result.steps
         history_all += [{**h, "l2_c": c} for h in result.history]
@@ -191,6 +206,23 @@ def solve_path(
         history=history_all,
         chosen={"l2_c": c},
     )
+
+
+def nb_scale(x: torch.Tensor, label_mass: torch.Tensor, scaled: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:
+    """Each input's naive-Bayes log-count ratio |r| (NBSVM, Wang and Manning 2012), the most over the
+    classes, one against the rest: r = log((p / |p|_1) / (q / |q|_1)) with p (q) `smoothing` plus the
+    label mass of the rows holding the input in (outside) the class. x [N, D] sparse CSR (an input counts
+    once per row, whatever its value); label_mass [N, C]: each row's labels summed over an epoch (gold
+    one-hot, teacher probabilities); scaled [D] bool: the inputs to scale (the others keep 1) -> [D]."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # sparse CSR is "beta"
+        held = torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), torch.ones_like(x.values()), x.shape)
+        inside = torch.sparse.mm(held.t(), label_mass.float()).double()  # [D, C]
+    outside = inside.sum(1, keepdim=True) - inside  # [D, C]: the mass of the other classes
+    seen = (inside.sum(1) > 0)[:, None]  # [D, 1]: the |.|_1 norms run over the inputs training holds
+    p, q = (inside + smoothing) * seen, (outside + smoothing) * seen
+    r = torch.log((p / p.sum(0)).clamp(min=1e-300)) - torch.log((q / q.sum(0)).clamp(min=1e-300))  # [D, C]
+    return torch.where(scaled, r.abs().amax(1) * seen[:, 0], torch.ones(len(r), dtype=r.dtype)).float()
 
 
 class _Product:
@@ -216,6 +248,18 @@ class _SparseMm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return torch.sparse.mm(ctx.xt, grad), None, None
+
+
+def label_mass(t: dict[str, torch.Tensor | None], rows: torch.Tensor, n: int, num_labels: int) -> torch.Tensor:
+    """Each of n rows' labels summed over an epoch [n, C]: teacher probabilities where the teacher scored
+    the row (its logits' softmax where it kept no probabilities), else the gold label one-hot; `t` as
+    `targets` gives it for the epoch's rows, `rows` [E] their row numbers."""
+    mass = torch.nn.functional.one_hot(t["labels"], num_labels).float()  # [E, C]
+    if t.get("probs_T") is not None:
+        probs = t["probs_T"]
+        probs = torch.where(probs.sum(1, keepdim=True) > 0, probs, t["logits_T"].softmax(-1))
+        mass = torch.where(t["has_T"][:, None], probs, mass)
+    return torch.zeros(n, num_labels).index_add_(0, rows, mass)
 
 
 def targets(rows, num_labels: int) -> dict[str, torch.Tensor | None]:

@@ -286,7 +286,7 @@ def _solve_student(
     history: int,
 ):
     """fit_student's full-batch path (solve.py): the same loss over the same epoch rows, on CPU."""
-    from .solve import L2_C_GRID, design_matrix, solve_linear, solve_path, targets
+    from .solve import L2_C_GRID, design_matrix, label_mass, nb_scale, solve_linear, solve_path, targets
 
     model.cpu()
     cpu = torch.device("cpu")
@@ -318,10 +318,17 @@ def _solve_student(
             temperature=cfg.temperature,
         )
 
+    scale = None
+    if cfg.nb_scale or (cfg.nb_scale is None and not model.dims.pair):  # tables' inputs; similarity keeps 1
+        tables = [torch.full((rows_,), name != "similar.weight") for name, rows_ in model.linear_tables()]
+        scale = nb_scale(x, label_mass(t, rows, n, num_labels), torch.cat(tables))
+        log.info(f"nb_scale: inputs scaled by their naive-Bayes log-count ratio (largest {scale.max().item():.2f})")
     n = len(index)
     if cfg.l2_c == "auto":
-        return solve_path(model, x, loss_of, evaluate, n, L2_C_GRID, cfg.solver_iterations, progress, history)
-    return solve_linear(model, x, loss_of, evaluate, n, cfg.l2_c, cfg.solver_iterations, progress, history)
+        return solve_path(
+            model, x, loss_of, evaluate, n, L2_C_GRID, cfg.solver_iterations, progress, history, scale=scale
+        )
+    return solve_linear(model, x, loss_of, evaluate, n, cfg.l2_c, cfg.solver_iterations, progress, history, scale=scale)
 
 
 def evaluate_rows(model, featurizer: Featurizer, rows: RowTable, label_map: LabelMap, batch_size: int = 256) -> dict:

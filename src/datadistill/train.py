@@ -96,6 +96,10 @@ class TrainConfig:
     # solve.L2_C_GRID solved in turn and the best on dev kept
     l2_c: float | str = "auto"
     solver_iterations: int = 300  # lbfgs: at most this many iterations (epochs, lr and batches are the loop's)
+    # lbfgs: scale each input by its naive-Bayes log-count ratio under the training labels (NBSVM): an
+    # n-gram the labels tie to one class is penalised less than one every class uses (solve.nb_scale);
+    # None: on for single texts, off for pairs (whose shared n-grams belong to no class)
+    nb_scale: bool | None = None
 
     RANGES = {
         **LOOP_RANGES,
@@ -120,6 +124,8 @@ class TrainConfig:
             raise ConfigError(f"l2_c must be a number or 'auto', got '{self.l2_c}'")
         if self.solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got '{self.solver}'")
+        if self.nb_scale and self.solver == "adamw":
+            raise ConfigError("nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto")
         check_ranges(self)
         check_device(self.device)
 
