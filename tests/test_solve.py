@@ -253,6 +253,9 @@ def test_nb_scale_is_the_naive_bayes_log_count_ratio_of_each_input():
     r0 = abs(np.log((3 / 9) / (1 / 7)))
     r1 = abs(np.log((3 / 9) / (3 / 7)))
     np.testing.assert_allclose(s.numpy(), [r0, r1, 0.0, 1.0], rtol=1e-6)
+    # no row holds any input, or no label mass: nothing is scaled up, and nothing is NaN
+    assert nb_scale(torch.zeros(4, 3).to_sparse_csr(), mass, torch.ones(3, dtype=torch.bool)).tolist() == [0, 0, 0]
+    assert nb_scale(x, torch.zeros(4, 2), torch.ones(4, dtype=torch.bool)).isfinite().all()
     # an epoch that repeats row 0 and a teacher row with probabilities counts them as mass
     t2 = {
         "labels": torch.tensor([1, 1, 0]),
@@ -296,7 +299,7 @@ def test_nb_scale_needs_the_solver_and_by_default_scales_single_texts_not_pairs(
     with pytest.raises(ConfigError) as e:
         load_run_config(None, ["train.nb_scale=true", "train.solver=adamw"])
     assert str(e.value).endswith(
-        "nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto"
+        "nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto, or remove nb_scale"
     )
     (tmp_path / "pair_data").mkdir()
     train, dev = _pair_files(tmp_path / "pair_data", write_tsv)  # beside senti_files' train.tsv, not over it
@@ -312,4 +315,12 @@ def test_nb_scale_needs_the_solver_and_by_default_scales_single_texts_not_pairs(
             metrics = train_student(load_run_config(None, cfg), progress=False)
         assert metrics["dev"]["accuracy"] >= 0.9
         scaled[name] = "naive-Bayes log-count ratio" in caplog.text
+        assert metrics["chosen"]["nb_scale"] == scaled[name]  # what null became, on record
     assert scaled == {"pairs": False, "single": True}
+    cnn = [*runs["single"], "student.arch=cnn", "train.nb_scale=true", "train.epochs=1", f"output={tmp_path / 'cnn'}"]
+    with pytest.raises(ConfigError) as e:
+        train_student(load_run_config(None, cnn), progress=False)
+    assert str(e.value) == (
+        "train.nb_scale scales a solved linear bag's inputs, and this cnn is trained by the mini-batch loop: "
+        "remove nb_scale (or set it to null) for this student"
+    )

@@ -222,6 +222,7 @@ def nb_scale(x: torch.Tensor, label_mass: torch.Tensor, scaled: torch.Tensor, sm
     seen = (inside.sum(1) > 0)[:, None]  # [D, 1]: the |.|_1 norms run over the inputs training holds
     p, q = (inside + smoothing) * seen, (outside + smoothing) * seen
     r = torch.log((p / p.sum(0)).clamp(min=1e-300)) - torch.log((q / q.sum(0)).clamp(min=1e-300))  # [D, C]
+    r = torch.nan_to_num(r, nan=0.0)  # no row holds any input, or no label mass: 0 / 0 scales to nothing
     return torch.where(scaled, r.abs().amax(1) * seen[:, 0], torch.ones(len(r), dtype=r.dtype)).float()
 
 

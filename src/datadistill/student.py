@@ -225,7 +225,13 @@ def fit_student(
         return float((z.argmax(-1) == dev_gold).mean())
 
     fallback = False
-    if solver_for(type(model).arch, to_dict(model.cfg), cfg.solver) == "lbfgs":
+    solver = solver_for(type(model).arch, to_dict(model.cfg), cfg.solver)
+    if cfg.nb_scale and solver != "lbfgs":
+        raise ConfigError(
+            f"train.nb_scale scales a solved linear bag's inputs, and this {type(model).arch} is trained by the "
+            "mini-batch loop: remove nb_scale (or set it to null) for this student"
+        )
+    if solver == "lbfgs":
         from .solve import HISTORY_BYTES, MIN_HISTORY, history_for
 
         n_weights = sum(n for _, n in model.linear_tables()) * num_labels
@@ -240,7 +246,7 @@ def fit_student(
         )
         if cfg.solver == "lbfgs":
             raise ConfigError(f"train.solver lbfgs: {why}: set train.solver to adamw or lower features.ngram_buckets")
-        log.warning(f"{why}: trained by the mini-batch loop (adamw) instead")
+        log.warning(f"{why}: trained by the mini-batch loop (adamw) instead, without nb_scale")
         fallback = True
     lengths = train_rows.lengths()[index]
     result = fit(
@@ -325,10 +331,15 @@ def _solve_student(
         log.info(f"nb_scale: inputs scaled by their naive-Bayes log-count ratio (largest {scale.max().item():.2f})")
     n = len(index)
     if cfg.l2_c == "auto":
-        return solve_path(
+        result = solve_path(
             model, x, loss_of, evaluate, n, L2_C_GRID, cfg.solver_iterations, progress, history, scale=scale
         )
-    return solve_linear(model, x, loss_of, evaluate, n, cfg.l2_c, cfg.solver_iterations, progress, history, scale=scale)
+    else:
+        result = solve_linear(
+            model, x, loss_of, evaluate, n, cfg.l2_c, cfg.solver_iterations, progress, history, scale=scale
+        )
+    result.chosen["nb_scale"] = scale is not None  # what null became (metrics.json)
+    return result
 
 
 def evaluate_rows(model, featurizer: Featurizer, rows: RowTable, label_map: LabelMap, batch_size: int = 256) -> dict:

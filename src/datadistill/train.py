@@ -125,7 +125,9 @@ class TrainConfig:
         if self.solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got '{self.solver}'")
         if self.nb_scale and self.solver == "adamw":
-            raise ConfigError("nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto")
+            raise ConfigError(
+                "nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto, or remove nb_scale"
+            )
         check_ranges(self)
         check_device(self.device)
 
