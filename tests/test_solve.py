@@ -293,6 +293,7 @@ def test_a_scaled_solve_is_logistic_regression_on_the_scaled_inputs():
     assert w[3] == 0.0
 
 
+@pytest.mark.slow  # two solved students
 def test_nb_scale_needs_the_solver_and_by_default_scales_single_texts_not_pairs(
     tmp_path, write_tsv, senti_files, caplog
 ):
