@@ -305,8 +305,8 @@ def test_nb_scale_needs_the_solver_and_by_default_scales_single_texts_not_pairs(
     (tmp_path / "pair_data").mkdir()
     train, dev = _pair_files(tmp_path / "pair_data", write_tsv)  # beside senti_files' train.tsv, not over it
     runs = {
-        "pairs": [f"data.train={train}", f"data.dev={dev}"],
-        "single": [f"data.train={senti_files['train']}", f"data.dev={senti_files['dev']}"],
+        "pairs": [f"data.train={train}", f"data.dev={dev}", "train.nb_scale=null"],
+        "single": [f"data.train={senti_files['train']}", f"data.dev={senti_files['dev']}", "train.nb_scale=null"],
     }
     scaled = {}
     for name, overrides in runs.items():

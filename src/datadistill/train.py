@@ -98,8 +98,9 @@ class TrainConfig:
     solver_iterations: int = 300  # lbfgs: at most this many iterations (epochs, lr and batches are the loop's)
     # lbfgs: scale each input by its naive-Bayes log-count ratio under the training labels (NBSVM): an
     # n-gram the labels tie to one class is penalised less than one every class uses (solve.nb_scale);
-    # None: on for single texts, off for pairs (whose shared n-grams belong to no class)
-    nb_scale: bool | None = None
+    # None: on for single texts, off for pairs (whose shared n-grams belong to no class); off by default:
+    # on gold labels it gains, distilled on case 1 it did not (bench/RESULTS.md)
+    nb_scale: bool | None = False
 
     RANGES = {
         **LOOP_RANGES,
