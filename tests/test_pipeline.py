@@ -519,3 +519,14 @@ def test_a_students_record_holds_only_the_train_keys_its_solver_reads(senti_file
         "epochs": 6,
         "temperature": 2.0,
     }
+
+
+def test_nb_scale_for_a_student_the_loop_trains_is_refused_before_the_first_step(tmp_path, tiny_config, capsys):
+    path, cfg = tiny_config(tmp_path)
+    cfg["students"]["bow"]["model"] = {"emb_dim": 8, "hidden": 4}  # a bag with a hidden layer: the loop's
+    cfg["train"] = {**cfg.get("train", {}), "nb_scale": True}
+    path.write_text(json.dumps(cfg))
+    assert main(["run", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "students.bow: train.nb_scale scales a solved linear bag's inputs, and this bow is trained by the " in err
+    assert not (Path(cfg["work"]) / "teacher").exists()

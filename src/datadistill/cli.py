@@ -125,7 +125,8 @@ def _add_student(sub) -> None:
         "kill continues from there (--set train.checkpoint=false turns this off); a linear bag "
         "solved by L-BFGS (train.solver auto or lbfgs) takes minutes and starts again instead; "
         "its train.l2_c (auto: C 1, 4, 16, 64, the best on dev, named in metrics.json) is the inverse "
-        "L2 strength.",
+        "L2 strength; train.nb_scale (default false; null: single texts only) scales its inputs by their "
+        "naive-Bayes log-count ratio first (NBSVM).",
     )
     t.add_argument("--config", help="JSON run config (see examples/)")
     t.add_argument(

@@ -258,7 +258,7 @@ class Pipeline:
                 raise ConfigError(f"students.{name}.model: {e}") from None
         for name, run in self.student_runs():
             try:
-                solver_for(run.student.arch, run.student.model, run.train.solver)
+                solver_for(run.student.arch, run.student.model, run.train.solver, run.train.nb_scale)
             except ConfigError as e:
                 raise ConfigError(f"students.{name.removesuffix('_base')}: {e}") from None
 

@@ -225,13 +225,7 @@ def fit_student(
         return float((z.argmax(-1) == dev_gold).mean())
 
     fallback = False
-    solver = solver_for(type(model).arch, to_dict(model.cfg), cfg.solver)
-    if cfg.nb_scale and solver != "lbfgs":
-        raise ConfigError(
-            f"train.nb_scale scales a solved linear bag's inputs, and this {type(model).arch} is trained by the "
-            "mini-batch loop: remove nb_scale (or set it to null) for this student"
-        )
-    if solver == "lbfgs":
+    if solver_for(type(model).arch, to_dict(model.cfg), cfg.solver, cfg.nb_scale) == "lbfgs":
         from .solve import HISTORY_BYTES, MIN_HISTORY, history_for
 
         n_weights = sum(n for _, n in model.linear_tables()) * num_labels
@@ -246,7 +240,9 @@ def fit_student(
         )
         if cfg.solver == "lbfgs":
             raise ConfigError(f"train.solver lbfgs: {why}: set train.solver to adamw or lower features.ngram_buckets")
-        log.warning(f"{why}: trained by the mini-batch loop (adamw) instead, without nb_scale")
+        log.warning(
+            f"{why}: trained by the mini-batch loop (adamw) instead" + (", without nb_scale" if cfg.nb_scale else "")
+        )
         fallback = True
     lengths = train_rows.lengths()[index]
     result = fit(
@@ -267,16 +263,22 @@ def fit_student(
     return result
 
 
-def solver_for(arch: str, params: dict, solver: str) -> str:
+def solver_for(arch: str, params: dict, solver: str, nb_scale: bool | None = False) -> str:
     """train.solver made concrete for a student: under "auto", "lbfgs" where it is linear in its weights
-    (a linear bag), else "adamw"; "lbfgs" for one that is not is refused."""
+    (a linear bag), else "adamw"; "lbfgs", or nb_scale true (the solver's), for one that is not is refused."""
     linear = STUDENTS.get(arch)[0].linear(params)
     if solver == "lbfgs" and not linear:
         raise ConfigError(
             f"solver lbfgs solves a student linear in its weights (a bow with emb_dim 0), and this {arch} is not: "
             "set train.solver to auto or adamw"
         )
-    return "lbfgs" if linear and solver != "adamw" else "adamw"
+    chosen = "lbfgs" if linear and solver != "adamw" else "adamw"
+    if nb_scale and chosen != "lbfgs":
+        raise ConfigError(
+            f"train.nb_scale scales a solved linear bag's inputs, and this {arch} is trained by the "
+            "mini-batch loop: remove nb_scale (or set it to null) for this student"
+        )
+    return chosen
 
 
 def _solve_student(
