@@ -7,7 +7,7 @@ import pytest
 
 from datadistill.config import ConfigError, from_dict
 from datadistill.data import read_examples
-from datadistill.ensemble import WEIGHTS, blend, blend_file, choose_weight
+from datadistill.ensemble import CLOSE, WEIGHTS, auto_weight, blend, blend_file, choose_weight
 from datadistill.run_config import LabelConfig
 
 
@@ -40,6 +40,27 @@ def test_choose_weight_counts_macro_f1_for_more_than_two_classes():
     assert table[0]["accuracy"] == table[1]["accuracy"] == 0.8 and table[1]["macro_f1"] > table[0]["macro_f1"]
     assert w == 0.1
     assert choose_weight(p_T[:, :2], p_C[:, :2], gold, ["a", "b"])[0] == 0.0  # two classes: accuracy alone
+
+
+def test_auto_weight_keeps_the_teacher_alone_when_the_classical_model_is_far_below_it():
+    gold = np.array([0, 1] * 50)
+    right = np.eye(2)[gold] * 0.8 + 0.1  # [100, 2], sure of the gold label
+    wrong = right[:, ::-1]
+    p_T = right.copy()
+    p_C = np.where(np.arange(100)[:, None] < 4, wrong, right)  # 96 of 100: 4 points below the teacher
+    w, grid, gap = auto_weight(p_T, p_C, gold, ["0", "1"])
+    assert (w, grid) == (0.0, []) and gap == pytest.approx(0.04)
+    # 3 points below (CLOSE) is close enough: the grid is tried, and a classical model adding nothing gives 0
+    p_C = np.where(np.arange(100)[:, None] < 3, wrong, right)
+    w, grid, gap = auto_weight(p_T, p_C, gold, ["0", "1"])
+    assert CLOSE == 0.03 and gap == pytest.approx(0.03) and w == 0.0 and len(grid) == len(WEIGHTS)
+    # a classical model above the teacher: choose_weight's answer
+    p_T[:5] = wrong[:5]
+    assert auto_weight(p_T, right, gold, ["0", "1"])[:2] == choose_weight(p_T, right, gold, ["0", "1"])
+
+
+def test_the_ensemble_is_chosen_on_dev_by_default():
+    assert LabelConfig().classical_weight == "auto"
 
 
 class _Member:

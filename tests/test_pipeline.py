@@ -44,7 +44,8 @@ def _config(tmp_path, sentiment, write_tsv, tiny_checkpoint, **extra):
         },
         "teacher": {"model": str(ckpt), "epochs": 5, "lr": 2e-3, "batch_size": 16, "max_len": 64, "patience": 5},
         "augment": {"n_iter": 2, "seed": 1},
-        "label": {"batch_size": 16, "chunk_size": 16},
+        # the teacher alone: the tests here are of the steps; those of the default ensemble ("auto") say so
+        "label": {"batch_size": 16, "chunk_size": 16, "classical_weight": 0},
         "students": {
             "bow": {
                 "arch": "bow",
@@ -441,6 +442,34 @@ def test_labelling_says_plainly_when_the_teacher_is_no_better_than_a_classical_m
     assert (
         "warning: [label] the teacher on dev: accuracy 50.00 (classical 100.00): it is not above a classical "
         "TF-IDF + linear SVM trained on the same labels" in err
+    )
+    # "auto" (the default): the classical model, above the teacher, joins it in labelling part.1
+    args = ["--set", "teacher.max_steps=1", "--set", "label.classical_weight=auto"]
+    assert main(["run", str(path), "-q", "--steps", "teacher,augment,label", *args]) == 0
+    err = capsys.readouterr().err
+    assert "[label] ensemble teacher: (1 - " in err and "warning: [label] the teacher on dev" not in err
+    assert json.loads((tmp_path / "work" / "student" / "ensemble.json").read_text())["setting"] == "auto"
+
+
+def test_a_teacher_that_answers_labels_only_labels_alone_by_default_and_is_refused_a_fixed_blend(
+    tmp_path, tiny_config, capsys
+):
+    script = tmp_path / "labels_only.py"
+    script.write_text(COMMAND_TEACHER.replace("\t0.9 0.1", "").replace("\t0.1 0.9", ""), encoding="utf-8")
+    path, _ = tiny_config(
+        tmp_path,
+        teacher={"kind": "command", "command": f"{sys.executable} {script}"},
+        label={"batch_size": 16, "chunk_size": 16},  # classical_weight "auto", the default
+        shards=0,
+    )
+    assert main(["run", str(path), "-q", "--steps", "augment,label"]) == 0
+    err = capsys.readouterr().err
+    assert "[label] ensemble: this teacher gives no probabilities to average; it labels alone" in err
+    assert not (tmp_path / "work" / "student" / "ensemble.json").exists()
+    assert main(["run", str(path), "-q", "--steps", "label", "--set", "label.classical_weight=0.5"]) == 2
+    assert (
+        "label.classical_weight: this teacher gives no probabilities to average with the classical model's; "
+        "set label.classical_weight to 0" in capsys.readouterr().err
     )
 
 

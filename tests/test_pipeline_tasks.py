@@ -58,7 +58,7 @@ def _run(tmp_path, tiny_checkpoint, files: dict, students: list[str], label: dic
             "patience": 8,
         },
         "augment": {"n_iter": 2, "seed": 1},
-        "label": {"batch_size": 32, "chunk_size": 64} | (label or {}),
+        "label": {"batch_size": 32, "chunk_size": 64, "classical_weight": 0} | (label or {}),
         "students": {
             s: {"arch": s, "features": {"ngram_buckets": 5000, "max_len": 32}, "model": {"emb_dim": 16}}
             for s in students

@@ -57,7 +57,7 @@ class ClassicalBaseline:
             min_df=cfg.min_df,
             sublinear_tf=cfg.sublinear_tf,
         )
-        self.svm = LinearSVC(C=cfg.C)
+        self.svm = LinearSVC(C=cfg.C, random_state=0)  # liblinear shuffles: seeded, so a run repeats
         self.pair = False
 
     def _features(self, texts_a: list[str], texts_b: list[str] | None):

@@ -8,9 +8,13 @@ make different mistakes (a transformer reading up to max_len tokens, a linear mo
 character n-gram of the whole text), so their average is usually better than either: the usual way
 to get a teacher better than its parts without training a second big model.
 
-`label.classical_weight` sets w: a number in [0, 1), or "auto" to take, from WEIGHTS, the one with
-the best dev accuracy (plus macro-F1 for more than two classes); ties go to the smaller weight,
-so a classical model that adds nothing leaves the teacher alone. The pipeline's label step writes the
+`label.classical_weight` sets w: a number in [0, 1), or "auto" (the default) to take, from WEIGHTS,
+the one with the best dev accuracy (plus macro-F1 for more than two classes); ties go to the smaller
+weight, so a classical model that adds nothing leaves the teacher alone. "auto" blends only a
+classical model at most CLOSE below the teacher in dev accuracy: far below it, the blend can still win
+on dev while its softer, noisier labels make worse students (500 ChnSentiCorp labels, 4.75 points
+apart; bench/RESULTS.md, "The ensemble teacher"), where within 3 points it made better ones (9,600
+reviews, 0.42 apart; LCQMC, 2.80; 10 categories, the classical model above). The pipeline's label step writes the
 teacher's own scores first (its score cache keeps them, so a new weight costs no transformer time)
 and then part.1 from the blend (`blend_file`).
 """
@@ -31,6 +35,7 @@ from .text.vocab import UNK
 log = logger.getChild("ensemble")
 
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(10))  # 0.0 .. 0.9: the classical model never alone
+CLOSE = 0.03  # "auto": the most the calibrated classical model may be below the teacher in dev accuracy
 
 
 def blend(probs_T: np.ndarray, probs_C: np.ndarray, weight: float) -> np.ndarray:
@@ -73,6 +78,19 @@ def choose_weight(
         if score > best + 1e-12:
             best_w, best = w, score
     return best_w, table
+
+
+def auto_weight(
+    probs_T: np.ndarray, probs_C: np.ndarray, gold: np.ndarray, labels: list[str], close: float = CLOSE
+) -> tuple[float, list[dict], float]:
+    """label.classical_weight "auto": `choose_weight`'s weight and grid, or 0 and no grid when the
+    classical model's dev accuracy is more than `close` below the teacher's. Returns (weight, grid, gap),
+    gap = the teacher's dev accuracy minus the classical model's."""
+    acc = lambda p: classification_metrics(gold, p.argmax(-1), labels)["accuracy"]  # noqa: E731
+    gap = acc(np.asarray(probs_T)) - acc(np.asarray(probs_C))
+    if gap > close + 1e-12:
+        return 0.0, [], gap
+    return (*choose_weight(probs_T, probs_C, gold, labels), gap)
 
 
 def blend_file(src: str | Path, dst: str | Path, member, weight: float, labels: list[str], chunk: int = 4096) -> dict:

@@ -370,7 +370,7 @@ def _write_label_input(p: Pipeline) -> Path:
     return p.layout.label_input
 
 
-def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
+def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
     """Before labelling: the teacher, a classical model trained in seconds on the same labels and, with
     `label.classical_weight`, their ensemble (ensemble.py), measured on dev. Says plainly when what
     would label part.1 is no better than the classical model (accuracy; macro-F1 too for more than two
@@ -378,18 +378,21 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
     likely be worse than that simple model. Returns (the ensemble's weight, 0 for the teacher alone;
     the fitted classical member, or None; the ensemble's record for WORK/student/ensemble.json, or None)."""
     from .classical import ClassicalBaseline
-    from .ensemble import choose_weight, dev_score, fit_member
+    from .ensemble import CLOSE, auto_weight, blend, dev_score, fit_member
 
     lc = p.cfg.label
+    auto = lc.classical_weight == "auto"  # the default: an ensemble where it pays, else the teacher alone
     metrics = p.layout.teacher / "finetune_metrics.json"
     check = p.trains_teacher() and metrics.is_file()
     if not check and lc.classical_weight == 0:
         return 0.0, None, None
     try:
         clf = ClassicalBaseline()
-    except ConfigError:  # scikit-learn missing: the report says how to install it
-        if lc.classical_weight != 0:
+    except ConfigError as e:  # scikit-learn missing: the report says how to install it
+        if lc.classical_weight != 0 and not auto:
             raise
+        if auto:
+            log.info(f"[label] ensemble: no classical model to blend ({e}); the teacher labels alone")
         return 0.0, None, None
     d = p.cfg.data
     train, dev, _, lm = read_splits(d.train, d.dev, label_column=d.label_column)
@@ -405,6 +408,9 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
     else:
         probs_T = _dev_probs(teacher, a_dev, b_dev, lc.batch_size)
         if probs_T is None:
+            if auto:
+                log.info("[label] ensemble: this teacher gives no probabilities to average; it labels alone")
+                return 0.0, None, None
             raise ConfigError(
                 "label.classical_weight: this teacher gives no probabilities to average with the classical "
                 "model's; set label.classical_weight to 0"
@@ -414,30 +420,37 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
         if lc.classical_weight != 0:
             member = fit_member(train, lm)
             probs_C = member.probs(a_dev, b_dev)
-            if lc.classical_weight == "auto":
-                weight, table = choose_weight(probs_T, probs_C, gold, lm.labels)
-                multi = len(lm.labels) > 2  # the weight is chosen by accuracy + macro-F1 there (ensemble.py)
-                log.info(
-                    f"[label] ensemble weights on dev ({'accuracy / macro-F1' if multi else 'accuracy'}): "
-                    + ", ".join(
-                        f"{r['weight']:g}: {r['accuracy'] * 100:.2f}"
-                        + (f" / {r['macro_f1'] * 100:.2f}" if multi else "")
-                        for r in table
-                    )
-                )
-            else:
-                weight, table = float(lc.classical_weight), []
-            from .ensemble import blend
-
-            _, ens = dev_score(gold, blend(probs_T, probs_C, weight), lm.labels)
             _, alone = dev_score(gold, probs_C, lm.labels)
-            record = {
-                "weight": weight,
-                "setting": lc.classical_weight,
-                "dev": {"teacher": mine, "classical_calibrated": alone, "ensemble": ens},
-                "grid": table,
-            }
+            if not auto:
+                weight, table = float(lc.classical_weight), []
+            else:
+                weight, table, gap = auto_weight(probs_T, probs_C, gold, lm.labels)
+                if not table:
+                    log.info(
+                        f"[label] ensemble: the calibrated classical model is {gap * 100:.2f} points below the "
+                        f"teacher on dev ({alone['accuracy'] * 100:.2f}, more than {CLOSE * 100:g}): the "
+                        "teacher labels alone"
+                    )
+                else:
+                    multi = len(lm.labels) > 2  # the weight is chosen by accuracy + macro-F1 there (ensemble.py)
+                    log.info(
+                        f"[label] ensemble weights on dev ({'accuracy / macro-F1' if multi else 'accuracy'}): "
+                        + ", ".join(
+                            f"{r['weight']:g}: {r['accuracy'] * 100:.2f}"
+                            + (f" / {r['macro_f1'] * 100:.2f}" if multi else "")
+                            for r in table
+                        )
+                    )
+                    if not weight:
+                        log.info("[label] ensemble: the classical model adds nothing on dev; the teacher labels alone")
             if weight:
+                _, ens = dev_score(gold, blend(probs_T, probs_C, weight), lm.labels)
+                record = {
+                    "weight": weight,
+                    "setting": lc.classical_weight,
+                    "dev": {"teacher": mine, "classical_calibrated": alone, "ensemble": ens},
+                    "grid": table,
+                }
                 log.info(
                     f"[label] ensemble teacher: (1 - {weight:g}) x teacher + {weight:g} x classical; dev accuracy "
                     f"{ens['accuracy'] * 100:.2f} (teacher {mine['accuracy'] * 100:.2f}, calibrated classical "
@@ -445,8 +458,7 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object]:
                 )
                 who, mine = "the ensemble teacher", ens
             else:
-                log.info("[label] ensemble: the classical model adds nothing on dev; the teacher labels alone")
-                member, record = None, None
+                member = None
     scores = [("accuracy", mine["accuracy"], classical["accuracy"])]
     if len(lm) > 2:
         scores.append(("macro-F1", mine["macro_f1"], classical["macro_f1"]))

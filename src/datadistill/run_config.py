@@ -65,8 +65,9 @@ class LabelConfig:
     cache: bool = True  # keep the teacher's scores in TEACHER/scores.tsv: a text is scored once per teacher
     precision: str = "auto"  # auto: bf16 on a GPU that has it or a CPU with native bf16 (~2x faster), else fp32
     # the ensemble teacher (ensemble.py): part.1 gets (1 - w) * teacher + w * classical probabilities;
-    # 0: the teacher alone; "auto": the w in 0.0..0.9 best on dev
-    classical_weight: float | str = 0.0
+    # 0: the teacher alone; "auto": the w in 0.0..0.9 best on dev, 0 when the classical model is far
+    # below the teacher on dev (ensemble.CLOSE) or cannot be blended
+    classical_weight: float | str = "auto"
 
     RANGES = {"batch_size": (1, None), "chunk_size": (1, None)}
 
