@@ -106,6 +106,8 @@ def test_scores_that_are_not_probabilities_are_refused_with_the_row(tmp_path):
         DataError, match=r"^dev: row 2 has scores \[70, 30\], not probabilities \(non-negative, summing"
     ):
         check_probs(np.array([[0.25, 0.75], [70.0, 30.0]]), "dev")
+    with pytest.raises(DataError, match=r"^dev: row 1 has scores \[nan, nan\], not probabilities"):
+        check_probs(np.array([[np.nan, np.nan], [0.2, 0.8]]), "dev")
     src = tmp_path / "scores.tsv"
     src.write_text("label\ttext_a\tprobs\tlogits\n0\t好\t0.5 0.5\t\n1\t差\t1.5 -0.5\t\n", encoding="utf-8")
     # in a file, the reader names the line first

@@ -455,7 +455,14 @@ def test_a_teacher_that_answers_labels_only_labels_alone_by_default_and_is_refus
     tmp_path, tiny_config, capsys
 ):
     script = tmp_path / "labels_only.py"
-    script.write_text(COMMAND_TEACHER.replace("\t0.9 0.1", "").replace("\t0.1 0.9", ""), encoding="utf-8")
+    seen = tmp_path / "seen.txt"  # one line per text the teacher was asked about
+    labels_only = COMMAND_TEACHER.replace("\t0.9 0.1", "").replace("\t0.1 0.9", "")
+    script.write_text(
+        labels_only.replace(
+            "for line in sys.stdin:", f"for line in sys.stdin:\n    open({str(seen)!r}, 'a').write('x\\n')"
+        ),
+        encoding="utf-8",
+    )
     path, _ = tiny_config(
         tmp_path,
         teacher={"kind": "command", "command": f"{sys.executable} {script}"},
@@ -466,6 +473,9 @@ def test_a_teacher_that_answers_labels_only_labels_alone_by_default_and_is_refus
     err = capsys.readouterr().err
     assert "[label] ensemble: this teacher gives no probabilities to average; it labels alone" in err
     assert not (tmp_path / "work" / "student" / "ensemble.json").exists()
+    # it was asked about one dev batch (16 of the 40 dev texts) besides the texts it labelled
+    labelled = len(read_examples(tmp_path / "work" / "student" / "train" / "part.1"))
+    assert len(seen.read_text().splitlines()) == labelled + 16
     assert main(["run", str(path), "-q", "--steps", "label", "--set", "label.classical_weight=0.5"]) == 2
     assert (
         "label.classical_weight: this teacher gives no probabilities to average with the classical model's; "

@@ -48,7 +48,7 @@ def check_probs(probs: np.ndarray, where: str) -> None:
     external teacher may answer percentages or raw scores, and their average with the classical
     model's probabilities would mean nothing."""
     p = np.asarray(probs, dtype=np.float64)
-    bad = np.flatnonzero((np.abs(p.sum(-1) - 1.0) > PROB_SUM_TOLERANCE) | (p < 0).any(-1))
+    bad = np.flatnonzero(~(np.abs(p.sum(-1) - 1.0) <= PROB_SUM_TOLERANCE) | (p < 0).any(-1))  # NaN fails too
     if len(bad):
         from .errors import DataError
 

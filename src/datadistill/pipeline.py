@@ -390,7 +390,7 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
         clf = ClassicalBaseline()
     except ConfigError as e:  # scikit-learn missing: the report says how to install it
         if lc.classical_weight != 0 and not auto:
-            raise
+            raise ConfigError(f"label.classical_weight {lc.classical_weight:g}: {e} (or set it to 0)") from None
         if auto:
             log.info(f"[label] ensemble: no classical model to blend ({e}); the teacher labels alone")
         return 0.0, None, None
@@ -399,13 +399,9 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
     pair = train[0].text_b is not None
     side_b = lambda rows: [e.text_b or "" for e in rows] if pair else None  # noqa: E731
     a_dev, b_dev = [e.text_a for e in dev], side_b(dev)
-    clf.fit([e.text_a for e in train], [lm.id(e.label) for e in train], side_b(train))
     gold = np.array([lm.id(e.label) for e in dev])
-    _, classical = dev_score(gold, clf.scores(a_dev, b_dev), lm.labels)
-    who, weight, member, record = "the teacher", 0.0, None, None
-    if lc.classical_weight == 0 and len(lm) == 2:  # the teacher's dev accuracy is known: no scoring needed
-        mine = {"accuracy": json.loads(metrics.read_text())["dev_accuracy"], "macro_f1": None}
-    else:
+    known = lc.classical_weight == 0 and len(lm) == 2  # the teacher's dev accuracy is known: no scoring needed
+    if not known:  # first, so a teacher that answers labels only costs one dev batch and no classical fit
         probs_T = _dev_probs(teacher, a_dev, b_dev, lc.batch_size)
         if probs_T is None:
             if auto:
@@ -416,6 +412,12 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
                 "model's; set label.classical_weight to 0"
             )
         check_probs(probs_T, f"the teacher's probabilities on {d.dev}")
+    clf.fit([e.text_a for e in train], [lm.id(e.label) for e in train], side_b(train))
+    _, classical = dev_score(gold, clf.scores(a_dev, b_dev), lm.labels)
+    who, weight, member, record = "the teacher", 0.0, None, None
+    if known:
+        mine = {"accuracy": json.loads(metrics.read_text())["dev_accuracy"], "macro_f1": None}
+    else:
         _, mine = dev_score(gold, probs_T, lm.labels)
         if lc.classical_weight != 0:
             member = fit_member(train, lm)
@@ -483,14 +485,23 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
 
 def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int):
     """The teacher's probabilities [N, C] on dev, asked in batches of the label step's size (batched by
-    length, in input order again); None when the teacher gives labels only."""
+    length, in input order again); None when the teacher gives labels only, found at the first batch
+    that has none (an external teacher may be paid by the text)."""
     from .batching import in_length_order
+
+    class LabelsOnly(Exception):
+        pass
 
     def run(idx):
         probs = teacher.score([texts_a[i] for i in idx], [texts_b[i] for i in idx] if texts_b else None).probs
-        return None if probs is None else np.asarray(probs, dtype=np.float64)
+        if probs is None:
+            raise LabelsOnly
+        return np.asarray(probs, dtype=np.float64)
 
-    return in_length_order([len(t) for t in texts_a], batch_size, run)
+    try:
+        return in_length_order([len(t) for t in texts_a], batch_size, run)
+    except LabelsOnly:
+        return None
 
 
 def _run_label(p: Pipeline) -> None:
