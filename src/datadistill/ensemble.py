@@ -14,9 +14,9 @@ weight, so a classical model that adds nothing leaves the teacher alone. "auto" 
 classical model at most CLOSE below the teacher in dev accuracy: far below it, the blend can still win
 on dev while its softer, noisier labels make worse students (500 ChnSentiCorp labels, 4.75 points
 apart; bench/RESULTS.md, "The ensemble teacher"), where within 3 points it made better ones (9,600
-reviews, 0.42 apart; LCQMC, 2.80; 10 categories, the classical model above). The pipeline's label step writes the
-teacher's own scores first (its score cache keeps them, so a new weight costs no transformer time)
-and then part.1 from the blend (`blend_file`).
+reviews, 0.42 apart; LCQMC, 2.80; 10 categories, the classical model above). The pipeline's label
+step writes the teacher's own scores first (its score cache keeps them, so a new weight costs no
+transformer time) and then part.1 from the blend (`blend_file`).
 """
 
 from __future__ import annotations
