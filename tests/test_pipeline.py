@@ -451,6 +451,7 @@ def test_labelling_says_plainly_when_the_teacher_is_no_better_than_a_classical_m
     assert json.loads((tmp_path / "work" / "student" / "ensemble.json").read_text())["setting"] == "auto"
 
 
+@pytest.mark.slow
 def test_a_teacher_that_answers_labels_only_labels_alone_by_default_and_is_refused_a_fixed_blend(
     tmp_path, tiny_config, capsys
 ):
