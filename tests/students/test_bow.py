@@ -165,6 +165,7 @@ def test_prediction_tables_follow_weights_replaced_in_eval_mode():
             assert torch.allclose(fast, want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_leaves_the_callers_config_as_it_was(tmp_path, write_tsv):
     """The pipeline's baseline and distilled students share one features object and record its settings
     in their fingerprints: training one must not write the buckets it chose into it (it did, and the

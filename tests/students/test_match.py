@@ -203,6 +203,7 @@ def test_similarity_is_refused_where_there_is_no_linear_pair_bag():
     assert build_student("bow", {"similarity": False}, Dims(30, 2, 97, pair=True)).cfg.similarity is False
 
 
+@pytest.mark.slow
 def test_a_linear_pair_bag_folder_written_before_similarity_loads_without_it(tmp_path, write_tsv):
     rows = [("1", "北京天气", "北京的天气"), ("0", "北京天气", "上海天气"), ("1", "今天怎么样", "今天如何")] * 12
     header = ("label", "text_a", "text_b")
