@@ -548,7 +548,9 @@ def _add_run(sub) -> None:
         help="the whole distillation: teacher -> augment -> label -> students -> report (finished steps are skipped)",
         description="Run the pipeline from a JSON config, or on your own files with no config: "
         "datadistill run --train T --dev D --test E [--unlabelled U ...]. Unset settings take the measured best "
-        "defaults; --print-config shows the full effective config, ready to save and edit.",
+        "defaults; --print-config shows the full effective config, ready to save and edit. By default the "
+        "label step averages the teacher with a classical TF-IDF model when that model is within 3 points of it on "
+        'dev (label.classical_weight "auto"; 0: the teacher alone).',
     )
     p.add_argument("config", nargs="?", help="pipeline JSON config (see examples/); optional with --train/--dev/--test")
     p.add_argument("--train", help="labelled training file (TSV/JSONL, or a built-in name such as chnsenticorp:train)")
