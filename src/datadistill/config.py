@@ -142,15 +142,22 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """'student.lr=1e-3' -> (['student', 'lr'], 0.001); values are JSON, else plain strings."""
+    """'student.lr=1e-3' -> (['student', 'lr'], 0.001); values are JSON, else numbers as a shell user
+    writes them ('.5', '5.', '+2'), else plain strings."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.lr=1e-3")
     key, raw = text.split("=", 1)
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
+        # JSON has no '.5' or '+2'; left as strings they would fail a number field with a puzzling message
         value = raw
+        if _NUMBER.fullmatch(raw.strip()):
+            value = float(raw) if set(raw) & set(".eE") else int(raw)
     return key.strip().split("."), value
 
 
