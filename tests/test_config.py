@@ -15,7 +15,7 @@ from datadistill.errors import ConfigError
         ("x=+0", 0),
         ("x=5.", 5.0),
         ("x=-.25e-1", -0.025),
-        ('x=[2, 3]', [2, 3]),
+        ("x=[2, 3]", [2, 3]),
         ("x=null", None),
         ("x=auto", "auto"),
         ("x=1.2.3", "1.2.3"),
