@@ -570,3 +570,27 @@ def test_nb_scale_for_a_student_the_loop_trains_is_refused_before_the_first_step
     err = capsys.readouterr().err
     assert "students.bow: train.nb_scale scales a solved linear bag's inputs, and this bow is trained by the " in err
     assert not (Path(cfg["work"]) / "teacher").exists()
+
+
+@pytest.mark.slow
+def test_the_teachers_dev_scores_come_from_the_score_cache_when_the_label_step_runs_again(
+    tmp_path, tiny_config, capsys
+):
+    script = tmp_path / "counting_teacher.py"
+    seen = tmp_path / "seen.txt"  # one line per text the teacher was asked about
+    script.write_text(
+        COMMAND_TEACHER.replace(
+            "for line in sys.stdin:", f"for line in sys.stdin:\n    open({str(seen)!r}, 'a').write('x\\n')", 1
+        ),
+        encoding="utf-8",
+    )
+    teacher = {"kind": "command", "command": f"{sys.executable} {script}", "labels": ["1", "0"]}
+    path, _ = tiny_config(tmp_path, teacher=teacher, label={"batch_size": 16, "chunk_size": 16}, shards=0)
+    assert main(["run", str(path), "-q", "--steps", "augment,label"]) == 0
+    labelled = len(read_examples(tmp_path / "work" / "student" / "train" / "part.1"))
+    assert len(seen.read_text().splitlines()) == labelled + 40  # part.1 and the 40 dev texts
+    first = (tmp_path / "work" / "student" / "train" / "part.1").read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(path), "-q", "--steps", "label", "--force"]) == 0
+    assert len(seen.read_text().splitlines()) == labelled + 40  # nothing asked again: dev included
+    assert (tmp_path / "work" / "student" / "train" / "part.1").read_bytes() == first

@@ -15,6 +15,7 @@ run stops with a message naming the stale step and why, instead of training on o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -29,13 +30,14 @@ import numpy as np
 from .augment import augment_file
 from .config import ConfigError, from_dict, to_dict
 from .data.cache import content_digest, digest, score_cache_name
-from .data.io import ExampleReader, ExampleWriter, atomic_write, read_splits
+from .data.io import ExampleReader, ExampleWriter, atomic_write, format_field, read_splits
 from .ensemble import check_probs
 from .datasets import resolve as resolve_data
 from .errors import DataError, StaleInputError
 from .layout import Layout
 from .lock import exclusive
 from .log import logger
+from .text.vocab import UNK
 from .run_config import (
     LabelConfig,
     PipelineData,
@@ -370,7 +372,7 @@ def _write_label_input(p: Pipeline) -> Path:
     return p.layout.label_input
 
 
-def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
+def _teacher_on_dev(p: Pipeline, teacher, cache: Path | None = None) -> tuple[float, object, dict | None]:
     """Before labelling: the teacher, a classical model trained in seconds on the same labels and, with
     `label.classical_weight`, their ensemble (ensemble.py), measured on dev. Says plainly when what
     would label part.1 is no better than the classical model (accuracy; macro-F1 too for more than two
@@ -402,7 +404,7 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
     gold = np.array([lm.id(e.label) for e in dev])
     known = lc.classical_weight == 0 and len(lm) == 2  # the teacher's dev accuracy is known: no scoring needed
     if not known:  # first, so a teacher that answers labels only costs one dev batch and no classical fit
-        probs_T = _dev_probs(teacher, a_dev, b_dev, lc.batch_size)
+        probs_T = _dev_probs(teacher, a_dev, b_dev, lc.batch_size, cache)
         if probs_T is None:
             if auto:
                 log.info("[label] ensemble: this teacher gives no probabilities to average; it labels alone")
@@ -483,25 +485,56 @@ def _teacher_on_dev(p: Pipeline, teacher) -> tuple[float, object, dict | None]:
     return weight, member, record
 
 
-def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int):
+def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int, cache: Path | None = None):
     """The teacher's probabilities [N, C] on dev, asked in batches of the label step's size (batched by
     length, in input order again); None when the teacher gives labels only, found at the first batch
-    that has none (an external teacher may be paid by the text)."""
+    that has none (an external teacher may be paid by the text). With `cache` (the label step's score
+    cache) texts scored before are read from it and new scores added: a label step run again, or
+    another work folder sharing the teacher, does not score dev again."""
     from .batching import in_length_order
+    from .data.cache import ScoreCache
 
     class LabelsOnly(Exception):
         pass
 
-    def run(idx):
-        probs = teacher.score([texts_a[i] for i in idx], [texts_b[i] for i in idx] if texts_b else None).probs
-        if probs is None:
-            raise LabelsOnly
-        return np.asarray(probs, dtype=np.float64)
+    a = [t.replace(UNK, teacher.unk_token) for t in texts_a]  # the key as label_file writes it
+    b = [t.replace(UNK, teacher.unk_token) for t in texts_b] if texts_b else None
 
-    try:
-        return in_length_order([len(t) for t in texts_a], batch_size, run)
-    except LabelsOnly:
-        return None
+    def run(idx):  # -> labels [n], probs [n, C], logits as written [n]
+        sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b else None)
+        if sc.probs is None:
+            raise LabelsOnly
+        logits = [format_field("logits", sc.logits[k] if sc.logits is not None else None) for k in range(len(idx))]
+        return np.array(sc.labels, dtype=object), np.asarray(sc.probs, np.float64), np.array(logits, dtype=object)
+
+    probs: list = [None] * len(a)  # a row of floats per text, as the cache writes it (the same on every run)
+    with exclusive(cache, "the teacher's score cache") if cache else contextlib.nullcontext():
+        scores = ScoreCache(cache, teacher.describe()) if cache else None
+        try:
+            for i in range(len(a)):
+                hit = scores.get(a[i], b[i] if b else None) if scores else None
+                if hit and not hit[1]:  # cached from a teacher that answers labels only
+                    return None
+                probs[i] = hit[1] if hit else None
+            todo = [i for i, row in enumerate(probs) if row is None]
+            try:
+                got = in_length_order([len(a[i]) for i in todo], batch_size, lambda idx: run([todo[k] for k in idx]))
+            except LabelsOnly:
+                return None
+            if todo:
+                labels, new, logits = got
+                rows = [
+                    (a[i], b[i] if b else None, labels[k], format_field("probs", new[k]), logits[k])
+                    for k, i in enumerate(todo)
+                ]
+                for row, i in zip(rows, todo):
+                    probs[i] = row[3]
+                if scores:
+                    scores.add(rows)
+        finally:
+            if scores:
+                scores.close()
+    return np.array([[float(v) for v in row.split()] for row in probs], dtype=np.float64)
 
 
 def _run_label(p: Pipeline) -> None:
@@ -515,10 +548,11 @@ def _run_label(p: Pipeline) -> None:
     w.barrier()
     src = lay.label_input
     teacher = p.load_teacher(lc.batch_size, lc.precision, device=w.device())
+    cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
     weight, member, record, refused = 0.0, None, None, None
     if w.main:
         try:
-            weight, member, record = _teacher_on_dev(p, teacher)
+            weight, member, record = _teacher_on_dev(p, teacher, cache if lc.cache else None)
         except (ConfigError, DataError) as e:
             refused = (type(e).__name__, str(e))
     weight, refused = w.broadcast((weight, refused))
@@ -526,7 +560,6 @@ def _run_label(p: Pipeline) -> None:
         raise (DataError if refused[0] == "DataError" else ConfigError)(refused[1])
     if hasattr(teacher, "device"):
         log.info(f"[label] teacher on {teacher.device.type} in {teacher.precision}")
-    cache = lay.teacher / score_cache_name(getattr(teacher, "precision", "fp32"))
     stats = label_file(
         teacher,
         src,
