@@ -14,7 +14,8 @@ pair-order ratio of the positive class (what counts for a matching task), as the
 The run's label step must be done (part.0 and part.1 exist). `--set` overrides the run config as
 `datadistill run` does; `--tag` names the variant in the output. Models go to
 WORK/seeds/<student>_<tag>_<kind>_s<seed>/; the table to bench/out/seeds_<config>_<student>_<tag>.json,
-which keeps the rows of an earlier run of the same variant (same overrides) for other kinds or seeds.
+written after every run (a study stopped early keeps what it finished), which keeps the rows of an
+earlier run of the same variant (same overrides) for other kinds or seeds.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def main() -> None:
         sys.exit(f"bench_seeds: error: {args.student}: not a student of {args.config} ({', '.join(cfg.students)})")
     if "distilled" in args.kinds and not lay.part1.exists():
         sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
+    who = args.student or "all"
+    table = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
+    earlier = []
+    if table.exists():  # the same variant run before: its rows of other kinds and seeds are kept
+        before = json.loads(table.read_text())
+        if before.get("overrides") == args.overrides:
+            earlier = before["rows"]
     rows = []
     for name in names:
         student = cfg.students[name].student()
@@ -88,39 +96,54 @@ def main() -> None:
                     + f" ({seconds:.0f}s)",
                     flush=True,
                 )
-    who = args.student or "all"
-    out = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
-    if out.exists():  # the same variant run before: keep its rows of other kinds and seeds
-        before = json.loads(out.read_text())
-        if before.get("overrides") == args.overrides:
-            done = {(r["student"], r["kind"], r["seed"]) for r in rows}
-            rows = [r for r in before["rows"] if (r["student"], r["kind"], r["seed"]) not in done] + rows
+                _save(table, args, names, earlier, rows)  # a study stopped later keeps the runs it finished
+    rows = _save(table, args, names, earlier, rows)
     kinds_run = [k for k in ("base", "distilled") if any(r["kind"] == k for r in rows)]
-    summary = {}
-    keys = ["dev", "test", "test_macro_f1"] + (["test_pair_order"] if rows and rows[0]["test_pair_order"] else [])
+    keys = _keys(rows)
     print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} " + " ".join(f"{k + ' mean ± sd':>24}" for k in keys))
+    summary = _summary(rows, names)
     for name in names:
         for kind in kinds_run:
-            r = [x for x in rows if x["kind"] == kind and x["student"] == name]
-            s = {}
-            for k in keys:
-                vals = [x[k] for x in r if x[k] is not None]  # a ratio with nothing reversed is infinite
-                s[k] = (statistics.mean(vals), statistics.pstdev(vals)) if vals else (float("nan"), float("nan"))
-            summary[f"{name}/{kind}"] = {"n": len(r)} | {
-                f"{k}_{what}": v for k in keys for what, v in zip(("mean", "sd"), s[k])
-            }
+            s = summary.get(f"{name}/{kind}")
+            if s is None:
+                continue
             print(
-                f"{name:<8} {args.tag:<14} {kind:<9} {len(r):>2} "
-                + " ".join(f"{s[k][0]:16.2f} ± {s[k][1]:5.2f}" for k in keys)
+                f"{name:<8} {args.tag:<14} {kind:<9} {s['n']:>2} "
+                + " ".join(f"{s[k + '_mean']:16.2f} ± {s[k + '_sd']:5.2f}" for k in keys)
             )
+    print(f"wrote {table}")
+
+
+def _keys(rows: list[dict]) -> list[str]:
+    return ["dev", "test", "test_macro_f1"] + (["test_pair_order"] if rows and rows[0]["test_pair_order"] else [])
+
+
+def _summary(rows: list[dict], names: list[str]) -> dict:
+    """`student/kind` -> n and mean / sd of every measure over the seeds."""
+    summary = {}
+    for name in names:
+        for kind in ("base", "distilled"):
+            r = [x for x in rows if x["kind"] == kind and x["student"] == name]
+            if not r:
+                continue
+            summary[f"{name}/{kind}"] = {"n": len(r)}
+            for k in _keys(rows):
+                vals = [x[k] for x in r if x[k] is not None]  # a ratio with nothing reversed is infinite
+                mean, sd = (statistics.mean(vals), statistics.pstdev(vals)) if vals else (float("nan"), float("nan"))
+                summary[f"{name}/{kind}"] |= {f"{k}_mean": mean, f"{k}_sd": sd}
+    return summary
+
+
+def _save(out: Path, args, names: list[str], earlier: list[dict], rows: list[dict]) -> list[dict]:
+    """Write the table (earlier rows of kinds and seeds not run again, then this run's) atomically; return its rows."""
+    done = {(r["student"], r["kind"], r["seed"]) for r in rows}
+    rows = [r for r in earlier if (r["student"], r["kind"], r["seed"]) not in done] + rows
+    table = {"config": args.config, "students": names, "overrides": args.overrides, "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {"config": args.config, "students": names, "overrides": args.overrides, "rows": rows, "summary": summary},
-            indent=1,
-        )
-    )
-    print(f"wrote {out}")
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(table | {"summary": _summary(rows, names)}, indent=1))
+    tmp.replace(out)
+    return rows
 
 
 if __name__ == "__main__":
