@@ -104,11 +104,17 @@ def _count_lines(path: Path) -> int:
     return n + (last != b"\n")
 
 
-def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int) -> tuple:
+class NoProbabilities(Exception):
+    """The teacher answered labels without probabilities where `score_texts(need_probs=True)` asked for them."""
+
+
+def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int, need_probs: bool = False) -> tuple:
     """(labels, probs, logits) of every text, formatted as written, batched by length, in input order."""
 
     def run(idx):
         sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
+        if need_probs and sc.probs is None:
+            raise NoProbabilities  # at the first batch: an external teacher may be paid by the text
         return (
             np.array(sc.labels, dtype=object),
             np.array(
@@ -122,6 +128,42 @@ def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int)
         )
 
     return in_length_order([len(t) for t in a], batch_size, run)
+
+
+def score_texts(
+    teacher: Teacher,
+    texts_a: list[str],
+    texts_b: list[str] | None,
+    batch_size: int,
+    scores: ScoreCache | None = None,
+    need_probs: bool = False,
+) -> tuple[list[str], list[str], list[str], int]:
+    """(labels, probs, logits) of every text, formatted as written, and how many came from the score
+    cache `scores`; the others are scored (batched by length) and added to it. Augmentation's `[UNK]`
+    becomes the teacher's own unknown token first, in the cache key too. With `need_probs`,
+    NoProbabilities as soon as a cached row or a scored batch has none."""
+    a = [t.replace(UNK, teacher.unk_token) for t in texts_a]
+    b = [(t or "").replace(UNK, teacher.unk_token) for t in texts_b] if texts_b is not None else None
+    n = len(a)
+    labels, probs, logits = [""] * n, [""] * n, [""] * n
+    todo = []
+    for i in range(n):
+        hit = scores.get(a[i], b[i] if b is not None else None) if scores else None
+        if hit and need_probs and not hit[1]:
+            raise NoProbabilities
+        if hit:
+            labels[i], probs[i], logits[i] = hit
+        else:
+            todo.append(i)
+    if todo:
+        got = _score(
+            teacher, [a[i] for i in todo], [b[i] for i in todo] if b is not None else None, batch_size, need_probs
+        )
+        for k, i in enumerate(todo):
+            labels[i], probs[i], logits[i] = got[0][k], got[1][k], got[2][k]
+        if scores:
+            scores.add([(a[i], b[i] if b is not None else None, labels[i], probs[i], logits[i]) for i in todo])
+    return labels, probs, logits, n - len(todo)
 
 
 def label_file(
@@ -336,25 +378,14 @@ def _label_file(
             f.truncate()
         writer = ExampleWriter(f, header, header=done == 0)
         for chunk in own:
-            a = [ex.text_a.replace(UNK, teacher.unk_token) for ex in chunk]
-            b = [(ex.text_b or "").replace(UNK, teacher.unk_token) for ex in chunk] if pair else None
-            labels: list[str] = [""] * len(chunk)
-            probs: list[str] = [""] * len(chunk)  # formatted, as written
-            logits: list[str] = [""] * len(chunk)
-            todo = []
-            for i in range(len(chunk)):
-                hit = scores.get(a[i], b[i] if b is not None else None) if scores else None
-                if hit:
-                    labels[i], probs[i], logits[i] = hit
-                    stats.cached += 1
-                else:
-                    todo.append(i)
-            if todo:
-                got = _score(teacher, [a[i] for i in todo], [b[i] for i in todo] if b is not None else None, batch_size)
-                for k, i in enumerate(todo):
-                    labels[i], probs[i], logits[i] = got[0][k], got[1][k], got[2][k]
-                if scores:
-                    scores.add([(a[i], b[i] if b is not None else None, labels[i], probs[i], logits[i]) for i in todo])
+            labels, probs, logits, cached = score_texts(
+                teacher,
+                [ex.text_a for ex in chunk],
+                [ex.text_b or "" for ex in chunk] if pair else None,
+                batch_size,
+                scores,
+            )
+            stats.cached += cached
             writer.write_many(
                 {
                     "label": lab,

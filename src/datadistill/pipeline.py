@@ -30,14 +30,13 @@ import numpy as np
 from .augment import augment_file
 from .config import ConfigError, from_dict, to_dict
 from .data.cache import content_digest, digest, score_cache_name
-from .data.io import ExampleReader, ExampleWriter, atomic_write, format_field, read_splits
+from .data.io import ExampleReader, ExampleWriter, atomic_write, read_splits
 from .ensemble import check_probs
 from .datasets import resolve as resolve_data
 from .errors import DataError, StaleInputError
 from .layout import Layout
 from .lock import exclusive
 from .log import logger
-from .text.vocab import UNK
 from .run_config import (
     LabelConfig,
     PipelineData,
@@ -491,50 +490,20 @@ def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_siz
     that has none (an external teacher may be paid by the text). With `cache` (the label step's score
     cache) texts scored before are read from it and new scores added: a label step run again, or
     another work folder sharing the teacher, does not score dev again."""
-    from .batching import in_length_order
     from .data.cache import ScoreCache
+    from .label import NoProbabilities, score_texts
 
-    class LabelsOnly(Exception):
-        pass
-
-    a = [t.replace(UNK, teacher.unk_token) for t in texts_a]  # the key as label_file writes it
-    b = [t.replace(UNK, teacher.unk_token) for t in texts_b] if texts_b else None
-
-    def run(idx):  # -> labels [n], probs [n, C], logits as written [n]
-        sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b else None)
-        if sc.probs is None:
-            raise LabelsOnly
-        logits = [format_field("logits", sc.logits[k] if sc.logits is not None else None) for k in range(len(idx))]
-        return np.array(sc.labels, dtype=object), np.asarray(sc.probs, np.float64), np.array(logits, dtype=object)
-
-    probs: list = [None] * len(a)  # a row of floats per text, as the cache writes it (the same on every run)
     with exclusive(cache, "the teacher's score cache") if cache else contextlib.nullcontext():
         scores = ScoreCache(cache, teacher.describe()) if cache else None
         try:
-            for i in range(len(a)):
-                hit = scores.get(a[i], b[i] if b else None) if scores else None
-                if hit and not hit[1]:  # cached from a teacher that answers labels only
-                    return None
-                probs[i] = hit[1] if hit else None
-            todo = [i for i, row in enumerate(probs) if row is None]
-            try:
-                got = in_length_order([len(a[i]) for i in todo], batch_size, lambda idx: run([todo[k] for k in idx]))
-            except LabelsOnly:
-                return None
-            if todo:
-                labels, new, logits = got
-                rows = [
-                    (a[i], b[i] if b else None, labels[k], format_field("probs", new[k]), logits[k])
-                    for k, i in enumerate(todo)
-                ]
-                for row, i in zip(rows, todo):
-                    probs[i] = row[3]
-                if scores:
-                    scores.add(rows)
+            _, probs, _, _ = score_texts(teacher, texts_a, texts_b, batch_size, scores, need_probs=True)
+        except NoProbabilities:
+            return None
         finally:
             if scores:
                 scores.close()
-    return np.array([[float(v) for v in row.split()] for row in probs], dtype=np.float64)
+    # the probabilities as the cache writes them (rounded), so every run decides on the same numbers
+    return np.array([[float(v) for v in p.split()] for p in probs], dtype=np.float64)
 
 
 def _run_label(p: Pipeline) -> None:
