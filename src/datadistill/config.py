@@ -36,6 +36,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp`, converting JSON forms (int -> float, list -> tuple)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if isinstance(value, NumberText):  # '.5' from --set: a number where one fits, else the text as typed
+        takes = set(args) if origin in (typing.Union, types.UnionType) else {tp}
+        value = value.number if takes & {int, float} else str(value)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -142,22 +145,33 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+class NumberText(str):
+    """A `--set` value JSON does not read but a shell user may mean as a number ('.5', '5.', '+2'):
+    that number where the setting takes one, the text as typed where it takes a string (`work=5.`)."""
+
+    number: int | float
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """'student.lr=1e-3' -> (['student', 'lr'], 0.001); values are JSON, else numbers as a shell user
-    writes them ('.5', '5.', '+2'), else plain strings."""
+    """'student.lr=1e-3' -> (['student', 'lr'], 0.001); values are JSON, else plain strings ('.5' and
+    the like as a NumberText)."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.lr=1e-3")
     key, raw = text.split("=", 1)
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
-        # JSON has no '.5' or '+2'; left as strings they would fail a number field with a puzzling message
+    except ValueError:  # not JSON, or a number too long for Python to read: the text itself
         value = raw
         if _NUMBER.fullmatch(raw.strip()):
-            value = float(raw) if set(raw) & set(".eE") else int(raw)
+            try:
+                number = float(raw) if set(raw) & set(".eE") else int(raw)
+            except ValueError:
+                return key.strip().split("."), raw
+            value = NumberText(raw)
+            value.number = number
     return key.strip().split("."), value
 
 
