@@ -24,7 +24,8 @@ def shown(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"  # the message stays one line
 
 
 def _field_types(cls) -> dict[str, Any]:
