@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
 from ..log import logger
-from .io import clean_field
+from .io import clean_field, is_probability_row
 
 log = logger.getChild("cache")
 _DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -75,6 +76,21 @@ def _key_hash(a: str, b: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{a}\t{b}".encode(), digest_size=8).digest(), "little", signed=True)
 
 
+def _scores_ok(fields: list[str]) -> bool:
+    """A cached (label, probs, logits) as label_file writes them: a label; probabilities adding up to 1
+    with logits as numbers (or none), or neither (a teacher that answers labels only)."""
+    if len(fields) != 3 or not fields[0]:
+        return False
+    try:
+        probs = [float(v) for v in fields[1].split()]
+        logits = [float(v) for v in fields[2].split()]
+    except ValueError:
+        return False
+    if not probs:
+        return not logits
+    return is_probability_row(probs) and all(math.isfinite(v) for v in logits) and len(logits) in (0, len(probs))
+
+
 class ScoreCache:
     """One teacher's scores by text: `text_a<TAB>text_b<TAB>label<TAB>probs<TAB>logits` lines after a
     first line `# {"teacher": ...}`. A cache of another teacher is replaced; a torn line is ignored.
@@ -108,8 +124,8 @@ class ScoreCache:
     def _ours(self, path: Path) -> bool:
         if not path.exists():
             return False
-        with open(path, encoding="utf-8") as f:
-            return f.readline().rstrip("\n") == self._head()
+        with open(path, "rb") as f:  # bytes: a damaged first line is another file, not a decoding error
+            return f.readline().rstrip(b"\n") == self._head().encode("utf-8")
 
     def _load(self, path: Path, which: int) -> None:
         if not self._ours(path):
@@ -120,8 +136,12 @@ class ScoreCache:
             offset = len(f.readline())
             for raw in f:
                 if raw.endswith(b"\n") and raw.count(b"\t") == 4:
-                    a, b, _ = raw.decode("utf-8").split("\t", 2)
-                    self.index[_key_hash(a, b)] = 2 * offset + which
+                    try:
+                        a, b, _ = raw.decode("utf-8").split("\t", 2)
+                    except UnicodeDecodeError:  # a damaged line is left out, like a torn one
+                        a = None
+                    if a is not None:
+                        self.index[_key_hash(a, b)] = 2 * offset + which
                 offset += len(raw)
 
     def _line(self, where: int) -> list[str]:
@@ -130,7 +150,7 @@ class ScoreCache:
         if f is None:
             f = self._readers[which] = open(self.files[which], "rb")  # noqa: SIM115 - kept open for hits
         f.seek(offset)
-        return f.readline().decode("utf-8").rstrip("\n").split("\t")
+        return f.readline().decode("utf-8", "replace").rstrip("\n").split("\t")
 
     def get(self, a: str, b: str | None) -> tuple[str, str, str] | None:
         key = (clean_field(a), clean_field(b or ""))
@@ -138,7 +158,9 @@ class ScoreCache:
         if where is None:
             return None
         parts = self._line(where)
-        return (parts[2], parts[3], parts[4]) if (parts[0], parts[1]) == key else None
+        if (parts[0], parts[1]) != key or not _scores_ok(parts[2:]):
+            return None  # a collision or a damaged line: scored again, and the new line answers next time
+        return parts[2], parts[3], parts[4]
 
     def add(self, rows: list[tuple[str, str | None, str, str, str]]) -> None:
         """Append (text_a, text_b, label, probs, logits) rows, durably."""
@@ -147,7 +169,12 @@ class ScoreCache:
             key = (clean_field(a), clean_field(b or ""))
             lines.append(("\t".join((*key, lab, p, z)) + "\n").encode("utf-8"))
             lines[-1] = (_key_hash(*key), lines[-1])
+        with open(self.out, "rb") as f:  # a torn last line (a killed writer) must not swallow the next row
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
         with open(self.out, "ab") as f:
+            if torn:
+                f.write(b"\n")
             offset = f.seek(0, os.SEEK_END)
             for h, line in lines:
                 self.index[h] = 2 * offset + 1
