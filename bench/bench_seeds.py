@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -56,11 +57,6 @@ def main() -> None:
         sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
     who = args.student or "all"
     table = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
-    earlier = []
-    if table.exists():  # the same variant run before: its rows of other kinds and seeds are kept
-        before = json.loads(table.read_text())
-        if before.get("overrides") == args.overrides:
-            earlier = before["rows"]
     rows = []
     for name in names:
         student = cfg.students[name].student()
@@ -96,8 +92,8 @@ def main() -> None:
                     + f" ({seconds:.0f}s)",
                     flush=True,
                 )
-                _save(table, args, names, earlier, rows)  # a study stopped later keeps the runs it finished
-    rows = _save(table, args, names, earlier, rows)
+                _save(table, args, names, rows)  # a study stopped later keeps the runs it finished
+    rows = _save(table, args, names, rows)
     kinds_run = [k for k in ("base", "distilled") if any(r["kind"] == k for r in rows)]
     keys = _keys(rows)
     print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} " + " ".join(f"{k + ' mean ± sd':>24}" for k in keys))
@@ -134,15 +130,24 @@ def _summary(rows: list[dict], names: list[str]) -> dict:
     return summary
 
 
-def _save(out: Path, args, names: list[str], earlier: list[dict], rows: list[dict]) -> list[dict]:
-    """Write the table (earlier rows of kinds and seeds not run again, then this run's) atomically; return its rows."""
-    done = {(r["student"], r["kind"], r["seed"]) for r in rows}
-    rows = [r for r in earlier if (r["student"], r["kind"], r["seed"]) not in done] + rows
-    table = {"config": args.config, "students": names, "overrides": args.overrides, "rows": rows}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(table | {"summary": _summary(rows, names)}, indent=1))
-    tmp.replace(out)
+def _save(table: Path, args, names: list[str], rows: list[dict]) -> list[dict]:
+    """Write the table atomically: the rows already in it for this variant (same overrides) of kinds and
+    seeds not run here, then this study's; return them. Read and written under a lock, so two studies of
+    one variant at once (other seeds, other kinds) both keep their rows."""
+    import fcntl
+
+    table.parent.mkdir(parents=True, exist_ok=True)
+    with open(table.parent / f".{table.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = json.loads(table.read_text()) if table.exists() else {}
+        earlier = before.get("rows", []) if before.get("overrides") == args.overrides else []
+        done = {(r["student"], r["kind"], r["seed"]) for r in rows}
+        rows = [r for r in earlier if (r["student"], r["kind"], r["seed"]) not in done] + rows
+        names = list(dict.fromkeys(before.get("students", []) + names)) if earlier else names
+        body = {"config": args.config, "students": names, "overrides": args.overrides, "rows": rows}
+        tmp = table.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body | {"summary": _summary(rows, names)}, indent=1))
+        tmp.replace(table)
     return rows
 
 
