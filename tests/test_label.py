@@ -179,3 +179,28 @@ def test_without_a_bar_labelling_logs_rows_done_rate_and_time_left(tmp_path, cap
     label_file(Keyword(), data, tmp_path / "again.1", chunk_size=25, progress=False)
     quiet = [r.getMessage() for r in caplog.records if " of about " in r.getMessage()]
     assert quiet == []  # default: at most one line a minute
+
+
+def test_scores_reach_the_cache_batch_by_batch_so_a_failing_run_keeps_them(tmp_path):
+    from datadistill.data.cache import ScoreCache
+    from datadistill.label import score_texts
+    from datadistill.teacher.base import Teacher, TeacherScores
+
+    class BreaksAtTheThirdBatch(Teacher):
+        name = "breaks"
+        calls = 0
+
+        def score(self, texts_a, texts_b=None):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("killed")
+            return TeacherScores(labels=["1"] * len(texts_a), probs=[[0.25, 0.75]] * len(texts_a))
+
+    texts = [f"评论{i}" for i in range(40)]
+    cache = ScoreCache(tmp_path / "scores.tsv", "breaks")
+    with pytest.raises(RuntimeError, match="killed"):
+        score_texts(BreaksAtTheThirdBatch(), texts, None, batch_size=8, scores=cache)
+    assert sum(cache.get(t, None) is not None for t in texts) == 16  # the two batches scored before
+    labels, probs, _, cached = score_texts(BreaksAtTheThirdBatch(), texts[:16], None, batch_size=8, scores=cache)
+    assert cached == 16 and labels == ["1"] * 16 and probs == ["0.25 0.75"] * 16
+    cache.close()

@@ -108,14 +108,17 @@ class NoProbabilities(Exception):
     """The teacher answered labels without probabilities where `score_texts(need_probs=True)` asked for them."""
 
 
-def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int, need_probs: bool = False) -> tuple:
-    """(labels, probs, logits) of every text, formatted as written, batched by length, in input order."""
+def _score(
+    teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int, need_probs: bool = False, scores=None
+) -> tuple:
+    """(labels, probs, logits) of every text, formatted as written, batched by length, in input order;
+    each batch added to the score cache `scores` as soon as it is scored (a killed run keeps them)."""
 
     def run(idx):
         sc = teacher.score([a[i] for i in idx], [b[i] for i in idx] if b is not None else None)
         if need_probs and sc.probs is None:
             raise NoProbabilities  # at the first batch: an external teacher may be paid by the text
-        return (
+        out = (
             np.array(sc.labels, dtype=object),
             np.array(
                 [format_field("probs", sc.probs[k] if sc.probs is not None else None) for k in range(len(idx))],
@@ -126,6 +129,9 @@ def _score(teacher: Teacher, a: list[str], b: list[str] | None, batch_size: int,
                 dtype=object,
             ),
         )
+        if scores:
+            scores.add([(a[i], b[i] if b is not None else None, *(col[k] for col in out)) for k, i in enumerate(idx)])
+        return out
 
     return in_length_order([len(t) for t in a], batch_size, run)
 
@@ -139,7 +145,7 @@ def score_texts(
     need_probs: bool = False,
 ) -> tuple[list[str], list[str], list[str], int]:
     """(labels, probs, logits) of every text, formatted as written, and how many came from the score
-    cache `scores`; the others are scored (batched by length) and added to it. Augmentation's `[UNK]`
+    cache `scores`; the others are scored (batched by length) and added to it batch by batch. Augmentation's `[UNK]`
     becomes the teacher's own unknown token first, in the cache key too. With `need_probs`,
     NoProbabilities as soon as a cached row or a scored batch has none."""
     a = [t.replace(UNK, teacher.unk_token) for t in texts_a]
@@ -156,13 +162,10 @@ def score_texts(
         else:
             todo.append(i)
     if todo:
-        got = _score(
-            teacher, [a[i] for i in todo], [b[i] for i in todo] if b is not None else None, batch_size, need_probs
-        )
+        todo_b = [b[i] for i in todo] if b is not None else None
+        got = _score(teacher, [a[i] for i in todo], todo_b, batch_size, need_probs, scores)
         for k, i in enumerate(todo):
             labels[i], probs[i], logits[i] = got[0][k], got[1][k], got[2][k]
-        if scores:
-            scores.add([(a[i], b[i] if b is not None else None, labels[i], probs[i], logits[i]) for i in todo])
     return labels, probs, logits, n - len(todo)
 
 
