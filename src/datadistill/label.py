@@ -145,9 +145,9 @@ def score_texts(
     need_probs: bool = False,
 ) -> tuple[list[str], list[str], list[str], int]:
     """(labels, probs, logits) of every text, formatted as written, and how many came from the score
-    cache `scores`; the others are scored (batched by length) and added to it batch by batch. Augmentation's `[UNK]`
-    becomes the teacher's own unknown token first, in the cache key too. With `need_probs`,
-    NoProbabilities as soon as a cached row or a scored batch has none."""
+    cache `scores`; the others are scored (batched by length) and added to it batch by batch.
+    Augmentation's `[UNK]` becomes the teacher's own unknown token first, in the cache key too. With
+    `need_probs`, NoProbabilities as soon as a cached row or a scored batch has none."""
     a = [t.replace(UNK, teacher.unk_token) for t in texts_a]
     b = [(t or "").replace(UNK, teacher.unk_token) for t in texts_b] if texts_b is not None else None
     n = len(a)
