@@ -139,8 +139,8 @@ class ScoreCache:
                     try:
                         a, b, _ = raw.decode("utf-8").split("\t", 2)
                     except UnicodeDecodeError:  # a damaged line is left out, like a torn one
-                        a = None
-                    if a is not None:
+                        pass
+                    else:
                         self.index[_key_hash(a, b)] = 2 * offset + which
                 offset += len(raw)
 
