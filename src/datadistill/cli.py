@@ -134,7 +134,8 @@ def _add_student(sub) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.lr=1e-3 (repeatable)",
+        help="override a config key, e.g. --set train.lr=1e-3 (repeatable); values are JSON, and .5 or +2 are "
+        "numbers where the key takes one",
     )
     t.set_defaults(func=_run_student_train)
 
@@ -568,7 +569,8 @@ def _add_run(sub) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.lr=1e-3",
+        help="override a config key, e.g. --set train.lr=1e-3; values are JSON, and .5 or +2 are numbers where the "
+        "key takes one",
     )
     p.add_argument("--force", action="store_true", help="run the chosen steps even if up to date")
     p.add_argument("--print-config", action="store_true", help="print the full effective config as JSON and stop")
