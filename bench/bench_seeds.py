@@ -15,7 +15,8 @@ The run's label step must be done (part.0 and part.1 exist). `--set` overrides t
 `datadistill run` does; `--tag` names the variant in the output. Models go to
 WORK/seeds/<student>_<tag>_<kind>_s<seed>/; the table to bench/out/seeds_<config>_<student>_<tag>.json,
 written after every run (a study stopped early keeps what it finished), which keeps the rows of an
-earlier run of the same variant (same overrides) for other kinds or seeds.
+earlier run of the same variant (same overrides) for other kinds or seeds. With `--reuse`, a seed whose
+folder holds a finished model is evaluated rather than trained again (its seconds are the saved ones).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     ap.add_argument("--tag", default="default")
     ap.add_argument("--kinds", default="base,distilled", help="base, distilled or both")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate a seed whose model folder is already saved instead of training it again "
+        "(same tag means same settings: it is not checked)",
+    )
     args = ap.parse_args()
     try:
         cfg = load_config(args.config, args.overrides)
@@ -68,9 +75,13 @@ def main() -> None:
                 out = Path(cfg.work) / "seeds" / f"{name}_{args.tag}_{kind}_s{seed}"
                 data = DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column)
                 run = StudentRunConfig(data, student, replace(train_cfg, seed=seed), str(out))
-                t0 = time.perf_counter()
-                m = train_student(run, progress=False)
-                seconds = time.perf_counter() - t0
+                if args.reuse and _saved(out):
+                    m = json.loads((out / "metrics.json").read_text())
+                    seconds = m["train_seconds"]
+                else:
+                    t0 = time.perf_counter()
+                    m = train_student(run, progress=False)
+                    seconds = time.perf_counter() - t0
                 t = evaluate_folder(out, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
                 ratio = t["ranking"]["pair_order"] if "ranking" in t else None
                 rows.append(
@@ -108,6 +119,13 @@ def main() -> None:
                 + " ".join(f"{s[k + '_mean']:16.2f} ± {s[k + '_sd']:5.2f}" for k in keys)
             )
     print(f"wrote {table}")
+
+
+def _saved(folder: Path) -> bool:
+    """A model folder whose training finished: its metrics are written and no checkpoint is left."""
+    from datadistill.student import CHECKPOINT
+
+    return (folder / "metrics.json").is_file() and not (folder / CHECKPOINT).exists()
 
 
 def _keys(rows: list[dict]) -> list[str]:
