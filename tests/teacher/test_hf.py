@@ -89,28 +89,22 @@ def test_teacher_predict_and_label_through_the_cli(teacher, write_tsv):
     out, tmp, dev = teacher["out"], teacher["tmp"], teacher["dev"]
     teacher = HFTeacher(out)
     sc = teacher.score([e.text_a for e in dev])
-    # the seed's classic mode: stdin text -> text<TAB>label<TAB>probabilities
+    # the seed's classic mode: stdin text -> text<TAB>label<TAB>probabilities, one answer per input line
+    # (a blank line is answered by a blank line); one process, since each start imports torch
     texts = [e.text_a for e in dev[:4]]
     r = subprocess.run(
         [sys.executable, "-m", "datadistill.cli", "teacher", "predict", "--model", str(out)],
-        input="".join(t + "\n" for t in texts),
+        input="".join(t + "\n" for t in texts) + f"\n{texts[1]}\n",
         capture_output=True,
         text=True,
         encoding="utf-8",
     )
     assert r.returncode == 0, r.stderr
-    lines = [line.split("\t") for line in r.stdout.strip().split("\n")]
+    answers = r.stdout.split("\n")
+    assert len(answers) == 7 and answers[4] == "" and answers[5] == answers[1] and answers[6] == ""
+    lines = [line.split("\t") for line in answers[:4]]
     assert [(x[0], x[1]) for x in lines] == list(zip(texts, sc.labels[:4]))
     assert np.allclose([[float(v) for v in x[2].split()] for x in lines], sc.probs[:4], atol=1e-5)
-    # one answer per input line: a blank line is answered by a blank line
-    r = subprocess.run(
-        [sys.executable, "-m", "datadistill.cli", "teacher", "predict", "--model", str(out)],
-        input=f"{texts[0]}\n\n{texts[1]}\n",
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-    )
-    assert r.returncode == 0 and r.stdout.split("\n")[1] == "" and len(r.stdout.split("\n")) == 4
 
     aug_texts = [texts[0][:3] + "[UNK]" + texts[0][4:], texts[1]]
     aug = write_tsv(tmp / "aug.tsv", [(t,) for t in aug_texts], header=("text_a",))
