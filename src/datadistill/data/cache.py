@@ -164,22 +164,19 @@ class ScoreCache:
 
     def add(self, rows: list[tuple[str, str | None, str, str, str]]) -> None:
         """Append (text_a, text_b, label, probs, logits) rows, durably."""
-        lines = []
+        keyed = []  # (key hash, line bytes)
         for a, b, lab, p, z in rows:
             key = (clean_field(a), clean_field(b or ""))
-            lines.append(("\t".join((*key, lab, p, z)) + "\n").encode("utf-8"))
-            lines[-1] = (_key_hash(*key), lines[-1])
-        with open(self.out, "rb") as f:  # a torn last line (a killed writer) must not swallow the next row
+            keyed.append((_key_hash(*key), ("\t".join((*key, lab, p, z)) + "\n").encode("utf-8")))
+        with open(self.out, "a+b") as f:  # appends whatever the position; reads where seek says
             f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
-        with open(self.out, "ab") as f:
-            if torn:
+            if f.read(1) != b"\n":  # a torn last line (a killed writer) must not swallow the next row
                 f.write(b"\n")
             offset = f.seek(0, os.SEEK_END)
-            for h, line in lines:
+            for h, line in keyed:
                 self.index[h] = 2 * offset + 1
                 offset += len(line)
-            f.write(b"".join(line for _, line in lines))
+            f.write(b"".join(line for _, line in keyed))
             f.flush()
             os.fsync(f.fileno())
 
