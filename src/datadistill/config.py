@@ -169,10 +169,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         if _NUMBER.fullmatch(raw.strip()):
             try:
                 number = float(raw) if set(raw) & set(".eE") else int(raw)
-            except ValueError:
-                return key.strip().split("."), raw
-            value = NumberText(raw)
-            value.number = number
+            except ValueError:  # past int()'s digit limit: left as text, and a number field says so
+                pass
+            else:
+                value = NumberText(raw)
+                value.number = number
     return key.strip().split("."), value
 
 
