@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 from datadistill.classical import ClassicalBaseline, ClassicalConfig
 from datadistill.config import ConfigError
 from datadistill.data.io import read_examples
+from datadistill.errors import DataError
 from datadistill.pipeline import Pipeline, load_config
 
 HERE = Path(__file__).resolve().parent
@@ -33,36 +35,50 @@ def main() -> None:
     args = ap.parse_args()
     try:
         cfg = load_config(args.config, [])
-        cs = [float(v) for v in args.c.split(",")]
-    except (ConfigError, ValueError) as e:
+        cs = list(dict.fromkeys(float(v) for v in args.c.split(",")))
+        if not all(math.isfinite(c) and c > 0 for c in cs):
+            raise ValueError("C must be positive and finite")
+    except ConfigError as e:
         sys.exit(f"bench_linear_ceiling: error: {e}")
+    except ValueError as e:
+        sys.exit(f"bench_linear_ceiling: error: --c {args.c!r}: {e}; e.g. --c 0.25,0.5,1,2")
     lay = Pipeline(cfg).layout
     if not lay.part1.exists():
-        sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
+        sys.exit(
+            f"bench_linear_ceiling: error: {lay.part1} is missing: run `datadistill run {args.config} --steps label` first"
+        )
+    try:
+        run(cfg, lay, cs, HERE / "out" / f"linear_ceiling_{Path(args.config).stem}.json", args.config)
+    except DataError as e:
+        sys.exit(f"bench_linear_ceiling: error: {e}")
 
-    def read(path) -> tuple[list[str], list[str]]:
+
+def run(cfg, lay, cs: list[float], out: Path, config: str) -> None:
+    def read(path) -> tuple[list[str], list[str] | None, list[str]]:
         ex = read_examples(path, label_column=cfg.data.label_column)
-        return [e.text_a for e in ex], [e.label for e in ex]
+        pair = bool(ex) and ex[0].text_b is not None
+        return [e.text_a for e in ex], [e.text_b or "" for e in ex] if pair else None, [e.label for e in ex]
 
-    (x0, y0), (x1, y1) = read(lay.part0), read(lay.part1)
-    x, y = x0 + x1, y0 + y1
+    (a0, b0, y0), (a1, b1, y1) = read(lay.part0), read(lay.part1)
+    if not y1:
+        raise DataError(f"{lay.part1}: no teacher-labelled rows")
+    a, b, y = a0 + a1, b0 + b1 if b0 is not None and b1 is not None else None, y0 + y1
     labels = sorted(set(y))
     ids = {lab: i for i, lab in enumerate(labels)}
+    evals = {split: read(path) for split, path in (("dev", cfg.data.dev), ("test", cfg.data.test))}
     rows = []
     for c in cs:
         t0 = time.perf_counter()
-        model = ClassicalBaseline(ClassicalConfig(C=c)).fit(x, [ids[v] for v in y])
+        model = ClassicalBaseline(ClassicalConfig(C=c)).fit(a, [ids[v] for v in y], b)
         row = {"C": c, "seconds": time.perf_counter() - t0}
-        for split, path in (("dev", cfg.data.dev), ("test", cfg.data.test)):
-            texts, gold = read(path)
-            pred = model.predict_ids(texts)
+        for split, (ea, eb, gold) in evals.items():
+            pred = model.predict_ids(ea, eb)
             row[split] = 100 * sum(labels[p] == g for p, g in zip(pred, gold)) / len(gold)
         rows.append(row)
         print(f"C {c:<5} dev {row['dev']:.2f} test {row['test']:.2f} ({row['seconds']:.0f}s)", flush=True)
-    out = HERE / "out" / f"linear_ceiling_{Path(args.config).stem}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"config": args.config, "texts": len(x), "rows": rows}, indent=1))
-    print(f"{len(x):,} texts; wrote {out}")
+        out.parent.mkdir(exist_ok=True)  # after every C: a study stopped later keeps what it measured
+        out.write_text(json.dumps({"config": config, "texts": len(a), "rows": rows}, indent=1))
+    print(f"{len(a):,} texts; wrote {out}")
 
 
 if __name__ == "__main__":

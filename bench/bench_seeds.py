@@ -16,7 +16,8 @@ The run's label step must be done (part.0 and part.1 exist). `--set` overrides t
 WORK/seeds/<student>_<tag>_<kind>_s<seed>/; the table to bench/out/seeds_<config>_<student>_<tag>.json,
 written after every run (a study stopped early keeps what it finished), which keeps the rows of an
 earlier run of the same variant (same overrides) for other kinds or seeds. With `--reuse`, a seed whose
-folder holds a finished model is evaluated rather than trained again (its seconds are the saved ones).
+folder holds a finished model made with the same settings is evaluated rather than trained again. `seconds`
+is the training loop's time, as saved in the model's metrics.json.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import json
 import os
 import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from datadistill.config import ConfigError
+from datadistill.errors import DataError, ModelFolderError
+from datadistill.evaluate import finite
 from datadistill.pipeline import Pipeline, load_config
 from datadistill.student import DataConfig, StudentRunConfig, evaluate_folder, train_student
 
@@ -48,11 +50,12 @@ def main() -> None:
     ap.add_argument(
         "--reuse",
         action="store_true",
-        help="evaluate a seed whose model folder is already saved instead of training it again "
-        "(same tag means same settings: it is not checked)",
+        help="evaluate a seed whose model folder holds a finished model made with the same settings "
+        "instead of training it again",
     )
     args = ap.parse_args()
     try:
+        seeds, kinds = _seeds(args.seeds), _kinds(args.kinds)
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         sys.exit(f"bench_seeds: error: {e}")
@@ -60,50 +63,50 @@ def main() -> None:
     names = [args.student] if args.student else list(cfg.students)
     if args.student and args.student not in cfg.students:
         sys.exit(f"bench_seeds: error: {args.student}: not a student of {args.config} ({', '.join(cfg.students)})")
-    if "distilled" in args.kinds and not lay.part1.exists():
-        sys.exit(f"{lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
+    if "distilled" in kinds and not lay.part1.exists():
+        sys.exit(f"bench_seeds: error: {lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
     who = args.student or "all"
     table = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
     rows = []
-    for name in names:
-        student = cfg.students[name].student()
-        base_train, distill_train = cfg.train_configs(name)
-        kinds = {"base": ([], base_train), "distilled": ([str(lay.part1)], distill_train)}
-        for kind in args.kinds.split(","):
-            part1, train_cfg = kinds[kind]
-            for seed in [int(s) for s in args.seeds.split(",")]:
-                out = Path(cfg.work) / "seeds" / f"{name}_{args.tag}_{kind}_s{seed}"
-                data = DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column)
-                run = StudentRunConfig(data, student, replace(train_cfg, seed=seed), str(out))
-                if args.reuse and _saved(out):
-                    m = json.loads((out / "metrics.json").read_text())
-                    seconds = m["train_seconds"]
-                else:
-                    t0 = time.perf_counter()
-                    m = train_student(run, progress=False)
-                    seconds = time.perf_counter() - t0
-                t = evaluate_folder(out, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
-                ratio = t["ranking"]["pair_order"] if "ranking" in t else None
-                rows.append(
-                    {
-                        "student": name,
-                        "kind": kind,
-                        "seed": seed,
-                        "dev": m["dev"]["accuracy"] * 100,
-                        "test": t["accuracy"] * 100,
-                        "test_macro_f1": t["macro_f1"] * 100,
-                        "test_pair_order": ratio if ratio is None or ratio != float("inf") else None,
-                        "seconds": seconds,
-                    }
-                )
-                print(
-                    f"{name} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
-                    f"test {rows[-1]['test']:.2f} macro-F1 {rows[-1]['test_macro_f1']:.2f}"
-                    + (f" pair-order {ratio:.2f}" if ratio is not None else "")
-                    + f" ({seconds:.0f}s)",
-                    flush=True,
-                )
-                _save(table, args, names, rows)  # a study stopped later keeps the runs it finished
+    try:
+        _save(table, args, names, rows)  # a damaged table is found before any training, not after it
+        for name in names:
+            student = cfg.students[name].student()
+            base_train, distill_train = cfg.train_configs(name)
+            settings = {"base": ([], base_train), "distilled": ([str(lay.part1)], distill_train)}
+            for kind in kinds:
+                part1, train_cfg = settings[kind]
+                for seed in seeds:
+                    out = Path(cfg.work) / "seeds" / f"{name}_{args.tag}_{kind}_s{seed}"
+                    data = DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column)
+                    run = StudentRunConfig(data, student, replace(train_cfg, seed=seed), str(out))
+                    m = _finished(run) if args.reuse else None
+                    if m is None:
+                        m = train_student(run, progress=False)
+                    t = evaluate_folder(out, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
+                    ratio = t["ranking"]["pair_order"] if "ranking" in t else None
+                    rows.append(
+                        {
+                            "student": name,
+                            "kind": kind,
+                            "seed": seed,
+                            "dev": m["dev"]["accuracy"] * 100,
+                            "test": t["accuracy"] * 100,
+                            "test_macro_f1": t["macro_f1"] * 100,
+                            "test_pair_order": ratio if ratio is None or ratio != float("inf") else None,
+                            "seconds": m["train_seconds"],  # the training loop's, saved with the model
+                        }
+                    )
+                    print(
+                        f"{name} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
+                        f"test {rows[-1]['test']:.2f} macro-F1 {rows[-1]['test_macro_f1']:.2f}"
+                        + (f" pair-order {ratio:.2f}" if ratio is not None else "")
+                        + f" ({m['train_seconds']:.0f}s)",
+                        flush=True,
+                    )
+                    _save(table, args, names, rows)  # a study stopped later keeps the runs it finished
+    except (ConfigError, DataError, ModelFolderError) as e:
+        sys.exit(f"bench_seeds: error: {e}")
     rows = _save(table, args, names, rows)
     kinds_run = [k for k in ("base", "distilled") if any(r["kind"] == k for r in rows)]
     keys = _keys(rows)
@@ -121,11 +124,45 @@ def main() -> None:
     print(f"wrote {table}")
 
 
-def _saved(folder: Path) -> bool:
-    """A model folder whose training finished: its metrics are written and no checkpoint is left."""
+def _seeds(text: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]: distinct non-negative integers, in order."""
+    parts = text.split(",")
+    if not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(f"--seeds {text!r}: expected non-negative integers separated by commas, e.g. --seeds 1,2,3")
+    return list(dict.fromkeys(int(p) for p in parts))
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",")]
+    if any(k not in ("base", "distilled") for k in kinds):
+        raise ConfigError(f"--kinds {text!r}: expected base, distilled or base,distilled")
+    return list(dict.fromkeys(kinds))
+
+
+def _finished(run: StudentRunConfig) -> dict | None:
+    """The saved metrics of `run.output` when it holds a finished model trained with exactly `run`'s settings
+    (no checkpoint left, the same config in metrics.json), else None: the seed is trained (again). Checked
+    under the folder's lock, so a folder another process is training is refused, not read half-written."""
+    from datadistill.config import to_dict
+    from datadistill.lock import exclusive
+    from datadistill.modelio import REQUIRED
     from datadistill.student import CHECKPOINT
 
-    return (folder / "metrics.json").is_file() and not (folder / CHECKPOINT).exists()
+    out = Path(run.output)
+    if not (out / "metrics.json").is_file():
+        return None
+    with exclusive(out, "student training"):
+        try:
+            m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(m, dict) and isinstance(m.get("dev"), dict) and "train_seconds" in m
+        if not ok or (out / CHECKPOINT).exists() or not all((out / f).is_file() for f in REQUIRED):
+            return None
+        if m.get("config") != json.loads(json.dumps(to_dict(run))):
+            print(f"{out}: saved with other settings; training it again", flush=True)
+            return None
+        return m
 
 
 def _keys(rows: list[dict]) -> list[str]:
@@ -157,16 +194,30 @@ def _save(table: Path, args, names: list[str], rows: list[dict]) -> list[dict]:
     table.parent.mkdir(parents=True, exist_ok=True)
     with open(table.parent / f".{table.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        before = json.loads(table.read_text()) if table.exists() else {}
+        before = _table(table)
         earlier = before.get("rows", []) if before.get("overrides") == args.overrides else []
         done = {(r["student"], r["kind"], r["seed"]) for r in rows}
         rows = [r for r in earlier if (r["student"], r["kind"], r["seed"]) not in done] + rows
         names = list(dict.fromkeys(before.get("students", []) + names)) if earlier else names
         body = {"config": args.config, "students": names, "overrides": args.overrides, "rows": rows}
         tmp = table.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body | {"summary": _summary(rows, names)}, indent=1))
+        tmp.write_text(json.dumps(finite(body | {"summary": _summary(rows, names)}), indent=1))
         tmp.replace(table)
     return rows
+
+
+def _table(table: Path) -> dict:
+    """An earlier table of this variant, checked: {} when there is none."""
+    if not table.exists():
+        return {}
+    try:
+        before = json.loads(table.read_text(encoding="utf-8"))
+        rows = before["rows"]
+        if not all({"student", "kind", "seed"} <= set(r) for r in rows):
+            raise ValueError("a row lacks student, kind or seed")
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{table}: not a bench_seeds table ({e}); move it away or choose another --tag") from None
+    return before
 
 
 if __name__ == "__main__":
