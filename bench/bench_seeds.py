@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 from dataclasses import replace
@@ -56,6 +57,8 @@ def main() -> None:
     args = ap.parse_args()
     try:
         seeds, kinds = _seeds(args.seeds), _kinds(args.kinds)
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", args.tag):
+            raise ConfigError(f"--tag {args.tag!r}: letters, digits, '_', '-' and '.' only (it names files)")
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         sys.exit(f"bench_seeds: error: {e}")
@@ -69,7 +72,7 @@ def main() -> None:
     table = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
     rows = []
     try:
-        _save(table, args, names, rows)  # a damaged table is found before any training, not after it
+        _table(table)  # a damaged table is found before any training, not after it
         for name in names:
             student = cfg.students[name].student()
             base_train, distill_train = cfg.train_configs(name)
@@ -127,7 +130,7 @@ def main() -> None:
 def _seeds(text: str) -> list[int]:
     """'1,2,3' -> [1, 2, 3]: distinct non-negative integers, in order."""
     parts = text.split(",")
-    if not all(p.strip().isdigit() for p in parts):
+    if not all(p.strip().isascii() and p.strip().isdigit() and int(p) < 2**32 for p in parts):
         raise ConfigError(f"--seeds {text!r}: expected non-negative integers separated by commas, e.g. --seeds 1,2,3")
     return list(dict.fromkeys(int(p) for p in parts))
 
@@ -156,7 +159,8 @@ def _finished(run: StudentRunConfig) -> dict | None:
             m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        ok = isinstance(m, dict) and isinstance(m.get("dev"), dict) and "train_seconds" in m
+        ok = isinstance(m, dict) and isinstance(m.get("dev"), dict) and isinstance(m["dev"].get("accuracy"), float)
+        ok = ok and isinstance(m.get("train_seconds"), (int, float))
         if not ok or (out / CHECKPOINT).exists() or not all((out / f).is_file() for f in REQUIRED):
             return None
         if m.get("config") != json.loads(json.dumps(to_dict(run))):
@@ -166,7 +170,9 @@ def _finished(run: StudentRunConfig) -> dict | None:
 
 
 def _keys(rows: list[dict]) -> list[str]:
-    return ["dev", "test", "test_macro_f1"] + (["test_pair_order"] if rows and rows[0]["test_pair_order"] else [])
+    return ["dev", "test", "test_macro_f1"] + (
+        ["test_pair_order"] if any(r.get("test_pair_order") is not None for r in rows) else []
+    )
 
 
 def _summary(rows: list[dict], names: list[str]) -> dict:
@@ -174,12 +180,12 @@ def _summary(rows: list[dict], names: list[str]) -> dict:
     summary = {}
     for name in names:
         for kind in ("base", "distilled"):
-            r = [x for x in rows if x["kind"] == kind and x["student"] == name]
+            r = [x for x in rows if x["kind"] == kind and x.get("student") == name]  # the oldest tables name no student
             if not r:
                 continue
             summary[f"{name}/{kind}"] = {"n": len(r)}
             for k in _keys(rows):
-                vals = [x[k] for x in r if x[k] is not None]  # a ratio with nothing reversed is infinite
+                vals = [x[k] for x in r if x.get(k) is not None]  # a ratio with nothing reversed is infinite
                 mean, sd = (statistics.mean(vals), statistics.pstdev(vals)) if vals else (float("nan"), float("nan"))
                 summary[f"{name}/{kind}"] |= {f"{k}_mean": mean, f"{k}_sd": sd}
     return summary
@@ -197,7 +203,7 @@ def _save(table: Path, args, names: list[str], rows: list[dict]) -> list[dict]:
         before = _table(table)
         earlier = before.get("rows", []) if before.get("overrides") == args.overrides else []
         done = {(r["student"], r["kind"], r["seed"]) for r in rows}
-        rows = [r for r in earlier if (r["student"], r["kind"], r["seed"]) not in done] + rows
+        rows = [r for r in earlier if (r.get("student"), r["kind"], r["seed"]) not in done] + rows
         names = list(dict.fromkeys(before.get("students", []) + names)) if earlier else names
         body = {"config": args.config, "students": names, "overrides": args.overrides, "rows": rows}
         tmp = table.with_suffix(f".{os.getpid()}.tmp")
@@ -213,9 +219,14 @@ def _table(table: Path) -> dict:
     try:
         before = json.loads(table.read_text(encoding="utf-8"))
         rows = before["rows"]
-        if not all({"student", "kind", "seed"} <= set(r) for r in rows):
-            raise ValueError("a row lacks student, kind or seed")
-    except (ValueError, KeyError, TypeError) as e:
+        if not isinstance(before.get("students", []), list) or not all(
+            {"kind", "seed", "dev", "test"} <= set(r)
+            and isinstance(r["seed"], int)
+            and all(isinstance(r[k], (int, float)) for k in ("dev", "test"))
+            for r in rows
+        ):
+            raise ValueError("a row lacks kind, seed, dev or test, or holds a value of the wrong type")
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"{table}: not a bench_seeds table ({e}); move it away or choose another --tag") from None
     return before
 
