@@ -49,7 +49,7 @@ def main() -> None:
         )
     try:
         run(cfg, lay, cs, HERE / "out" / f"linear_ceiling_{Path(args.config).stem}.json", args.config)
-    except DataError as e:
+    except (DataError, ValueError) as e:  # ValueError: scikit-learn refusing the data (one class, say)
         sys.exit(f"bench_linear_ceiling: error: {e}")
 
 
@@ -66,6 +66,11 @@ def run(cfg, lay, cs: list[float], out: Path, config: str) -> None:
     labels = sorted(set(y))
     ids = {lab: i for i, lab in enumerate(labels)}
     evals = {split: read(path) for split, path in (("dev", cfg.data.dev), ("test", cfg.data.test))}
+    for split, (_, eb, gold) in evals.items():
+        if not gold:
+            raise DataError(f"data.{split}: no rows to score")
+        if (eb is None) != (b is None):
+            raise DataError(f"data.{split}: {'pairs' if eb is not None else 'single texts'}, unlike part.0 + part.1")
     rows = []
     for c in cs:
         t0 = time.perf_counter()
