@@ -32,7 +32,11 @@ def files(tmp_path_factory, sentiment_module, write_tsv_module):
     }
 
 
-@pytest.fixture(scope="module", params=[("bert", "cls"), ("ernie", "cls"), ("bert", "mean")], ids=lambda p: "-".join(p))
+# the quick suite (-m "not slow") fine-tunes one of them; the others are slow
+ARCHS = [("bert", "cls"), *(pytest.param(p, marks=pytest.mark.slow) for p in [("ernie", "cls"), ("bert", "mean")])]
+
+
+@pytest.fixture(scope="module", params=ARCHS, ids=lambda p: "-".join(p))
 def teacher(request, files, tiny_checkpoint_module):
     """A teacher fine-tuned through the CLI from a 2-layer BERT or ERNIE, with each pooling."""
     kind, pooling = request.param
