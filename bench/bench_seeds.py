@@ -70,7 +70,7 @@ def main() -> None:
         sys.exit(f"bench_seeds: error: {lay.part1} is missing: run `datadistill run {args.config} --steps label` first")
     who = args.student or "all"
     table = HERE / "out" / f"seeds_{Path(args.config).stem}_{who}_{args.tag}.json"
-    rows = []
+    rows, merged = [], []
     try:
         _table(table)  # a damaged table is found before any training, not after it
         for name in names:
@@ -107,10 +107,10 @@ def main() -> None:
                         + f" ({m['train_seconds']:.0f}s)",
                         flush=True,
                     )
-                    _save(table, args, names, rows)  # a study stopped later keeps the runs it finished
+                    merged = _save(table, args, names, rows)  # a study stopped later keeps the runs it finished
     except (ConfigError, DataError, ModelFolderError) as e:
         sys.exit(f"bench_seeds: error: {e}")
-    rows = _save(table, args, names, rows)
+    rows = merged  # this study's runs with the earlier ones it kept, as written
     kinds_run = [k for k in ("base", "distilled") if any(r["kind"] == k for r in rows)]
     keys = _keys(rows)
     print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} " + " ".join(f"{k + ' mean ± sd':>24}" for k in keys))

@@ -129,7 +129,7 @@ def _score(
                 dtype=object,
             ),
         )
-        if scores:
+        if scores is not None:
             scores.add([(a[i], b[i] if b is not None else None, *(col[k] for col in out)) for k, i in enumerate(idx)])
         return out
 
