@@ -74,43 +74,51 @@ def main() -> None:
     try:
         _table(table)  # a damaged table is found before any training, not after it
         for name in names:
-            student = cfg.students[name].student()
             base_train, distill_train = cfg.train_configs(name)
             settings = {"base": ([], base_train), "distilled": ([str(lay.part1)], distill_train)}
             for kind in kinds:
                 part1, train_cfg = settings[kind]
                 for seed in seeds:
-                    out = Path(cfg.work) / "seeds" / f"{name}_{args.tag}_{kind}_s{seed}"
                     data = DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column)
-                    run = StudentRunConfig(data, student, replace(train_cfg, seed=seed), str(out))
-                    m = _finished(run) if args.reuse else None
-                    if m is None:
-                        m = train_student(run, progress=False)
-                    t = evaluate_folder(out, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
-                    ratio = t["ranking"]["pair_order"] if "ranking" in t else None
-                    rows.append(
-                        {
-                            "student": name,
-                            "kind": kind,
-                            "seed": seed,
-                            "dev": m["dev"]["accuracy"] * 100,
-                            "test": t["accuracy"] * 100,
-                            "test_macro_f1": t["macro_f1"] * 100,
-                            "test_pair_order": ratio if ratio is None or ratio != float("inf") else None,
-                            "seconds": m["train_seconds"],  # the training loop's, saved with the model
-                        }
-                    )
-                    print(
-                        f"{name} {args.tag:<12} {kind:<9} seed {seed}: dev {rows[-1]['dev']:.2f} "
-                        f"test {rows[-1]['test']:.2f} macro-F1 {rows[-1]['test_macro_f1']:.2f}"
-                        + (f" pair-order {ratio:.2f}" if ratio is not None else "")
-                        + f" ({m['train_seconds']:.0f}s)",
-                        flush=True,
-                    )
+                    out = Path(cfg.work) / "seeds" / f"{name}_{args.tag}_{kind}_s{seed}"
+                    run = StudentRunConfig(data, cfg.students[name].student(), replace(train_cfg, seed=seed), str(out))
+                    rows.append({"student": name, "kind": kind, "seed": seed} | _one_seed(run, cfg, args.reuse))
+                    _print_row(rows[-1], args.tag)
                     merged = _save(table, args, names, rows)  # a study stopped later keeps the runs it finished
     except (ConfigError, DataError, ModelFolderError) as e:
         sys.exit(f"bench_seeds: error: {e}")
-    rows = merged  # this study's runs with the earlier ones it kept, as written
+    _print_summary(merged, names, args.tag)  # this study's runs with the earlier ones it kept, as written
+    print(f"wrote {table}")
+
+
+def _one_seed(run: StudentRunConfig, cfg, reuse: bool) -> dict:
+    """Train (or, with --reuse, take the finished) model of `run` and measure it: one table row's numbers."""
+    m = _finished(run) if reuse else None
+    if m is None:
+        m = train_student(run, progress=False)
+    t = evaluate_folder(run.output, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
+    ratio = t["ranking"]["pair_order"] if "ranking" in t else None
+    return {
+        "dev": m["dev"]["accuracy"] * 100,
+        "test": t["accuracy"] * 100,
+        "test_macro_f1": t["macro_f1"] * 100,
+        "test_pair_order": ratio if ratio is None or ratio != float("inf") else None,
+        "seconds": m["train_seconds"],  # the training loop's, saved with the model
+    }
+
+
+def _print_row(r: dict, tag: str) -> None:
+    ratio = r["test_pair_order"]
+    print(
+        f"{r['student']} {tag:<12} {r['kind']:<9} seed {r['seed']}: dev {r['dev']:.2f} "
+        f"test {r['test']:.2f} macro-F1 {r['test_macro_f1']:.2f}"
+        + (f" pair-order {ratio:.2f}" if ratio is not None else "")
+        + f" ({r['seconds']:.0f}s)",
+        flush=True,
+    )
+
+
+def _print_summary(rows: list[dict], names: list[str], tag: str) -> None:
     kinds_run = [k for k in ("base", "distilled") if any(r["kind"] == k for r in rows)]
     keys = _keys(rows)
     print(f"\n{'student':<8} {'variant':<14} {'kind':<9} {'n':>2} " + " ".join(f"{k + ' mean ± sd':>24}" for k in keys))
@@ -121,10 +129,9 @@ def main() -> None:
             if s is None:
                 continue
             print(
-                f"{name:<8} {args.tag:<14} {kind:<9} {s['n']:>2} "
+                f"{name:<8} {tag:<14} {kind:<9} {s['n']:>2} "
                 + " ".join(f"{s[k + '_mean']:16.2f} ± {s[k + '_sd']:5.2f}" for k in keys)
             )
-    print(f"wrote {table}")
 
 
 def _seeds(text: str) -> list[int]:
