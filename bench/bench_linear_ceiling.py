@@ -22,6 +22,7 @@ from pathlib import Path
 from datadistill.classical import ClassicalBaseline, ClassicalConfig
 from datadistill.config import ConfigError
 from datadistill.data.io import read_examples
+from datadistill.data.labels import LabelMap
 from datadistill.errors import DataError
 from datadistill.pipeline import Pipeline, load_config
 
@@ -63,8 +64,7 @@ def run(cfg, lay, cs: list[float], out: Path, config: str) -> None:
     if not y1:
         raise DataError(f"{lay.part1}: no teacher-labelled rows")
     a, b, y = a0 + a1, b0 + b1 if b0 is not None and b1 is not None else None, y0 + y1
-    labels = sorted(set(y))
-    ids = {lab: i for i, lab in enumerate(labels)}
+    labels = LabelMap.from_labels(y)  # the ids the package's models use
     evals = {split: read(path) for split, path in (("dev", cfg.data.dev), ("test", cfg.data.test))}
     for split, (_, eb, gold) in evals.items():
         if not gold:
@@ -74,11 +74,11 @@ def run(cfg, lay, cs: list[float], out: Path, config: str) -> None:
     rows = []
     for c in cs:
         t0 = time.perf_counter()
-        model = ClassicalBaseline(ClassicalConfig(C=c)).fit(a, [ids[v] for v in y], b)
+        model = ClassicalBaseline(ClassicalConfig(C=c)).fit(a, [labels.id(v) for v in y], b)
         row = {"C": c, "seconds": time.perf_counter() - t0}
         for split, (ea, eb, gold) in evals.items():
             pred = model.predict_ids(ea, eb)
-            row[split] = 100 * sum(labels[p] == g for p, g in zip(pred, gold)) / len(gold)
+            row[split] = 100 * sum(labels.labels[p] == g for p, g in zip(pred, gold)) / len(gold)
         rows.append(row)
         print(f"C {c:<5} dev {row['dev']:.2f} test {row['test']:.2f} ({row['seconds']:.0f}s)", flush=True)
         out.parent.mkdir(exist_ok=True)  # after every C: a study stopped later keeps what it measured
