@@ -136,6 +136,12 @@ def _score(
     return in_length_order([len(t) for t in a], batch_size, run)
 
 
+def teacher_view(teacher: Teacher, texts: list[str | None]) -> list[str]:
+    """`texts` as every teacher call sees them (labelling, the dev check, the report): augmentation's
+    `[UNK]` is the teacher's own unknown token, so a text is scored alike wherever it is scored."""
+    return [(t or "").replace(UNK, teacher.unk_token) for t in texts]
+
+
 def score_texts(
     teacher: Teacher,
     texts_a: list[str],
@@ -148,13 +154,13 @@ def score_texts(
     cache `scores`; the others are scored (batched by length) and added to it batch by batch.
     Augmentation's `[UNK]` becomes the teacher's own unknown token first, in the cache key too. With
     `need_probs`, NoProbabilities as soon as a cached row or a scored batch has none."""
-    a = [t.replace(UNK, teacher.unk_token) for t in texts_a]
-    b = [(t or "").replace(UNK, teacher.unk_token) for t in texts_b] if texts_b is not None else None
+    a = teacher_view(teacher, texts_a)
+    b = teacher_view(teacher, texts_b) if texts_b is not None else None
     n = len(a)
     labels, probs, logits = [""] * n, [""] * n, [""] * n
     todo = []
     for i in range(n):
-        hit = scores.get(a[i], b[i] if b is not None else None) if scores else None
+        hit = scores.get(a[i], b[i] if b is not None else None) if scores is not None else None
         if hit and need_probs and not hit[1]:
             raise NoProbabilities
         if hit:

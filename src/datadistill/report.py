@@ -20,6 +20,7 @@ from .data.cache import model_files
 from .data.io import ExampleReader
 from .data.labels import LabelMap
 from .evaluate import auc_text, finite, positive_label, ratio_text, task_metrics
+from .label import teacher_view
 from .layout import Layout
 from .log import logger
 from .speed import latency, throughput
@@ -159,11 +160,14 @@ def _ensemble_row(
 
 
 def _teacher_probs(teacher, labels: list[str]):
-    """The teacher's probabilities [N, C]; one-hot of its labels when it gives none (an external program)."""
+    """The teacher's probabilities [N, C], of the texts as labelling sends them; one-hot of its labels when
+    it gives none (an external program)."""
     ids = {lab: i for i, lab in enumerate(labels)}
 
     def probs(texts_a, texts_b=None):
-        sc = teacher.score(texts_a, texts_b)
+        sc = teacher.score(
+            teacher_view(teacher, texts_a), teacher_view(teacher, texts_b) if texts_b is not None else None
+        )
         if sc.probs is not None:
             return np.asarray(sc.probs)
         out = np.zeros((len(texts_a), len(labels)))
