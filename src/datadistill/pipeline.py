@@ -403,7 +403,7 @@ def _teacher_on_dev(p: Pipeline, teacher, cache: Path | None = None) -> tuple[fl
     gold = np.array([lm.id(e.label) for e in dev])
     known = lc.classical_weight == 0 and len(lm) == 2  # the teacher's dev accuracy is known: no scoring needed
     if not known:  # first, so a teacher that answers labels only costs one dev batch and no classical fit
-        probs_T = _dev_probs(teacher, a_dev, b_dev, lc.batch_size, cache)
+        probs_T = teacher_probs(teacher, a_dev, b_dev, lc.batch_size, cache)
         if probs_T is None:
             if auto:
                 log.info("[label] ensemble: this teacher gives no probabilities to average; it labels alone")
@@ -484,8 +484,8 @@ def _teacher_on_dev(p: Pipeline, teacher, cache: Path | None = None) -> tuple[fl
     return weight, member, record
 
 
-def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int, cache: Path | None = None):
-    """The teacher's probabilities [N, C] on dev, asked in batches of the label step's size (batched by
+def teacher_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int, cache: Path | None = None):
+    """The teacher's probabilities [N, C] on labelled texts (the label step's dev check), asked in batches of the label step's size (batched by
     length, in input order again); None when the teacher gives labels only, found at the first batch
     that has none (an external teacher may be paid by the text). With `cache` (the label step's score
     cache) texts scored before are read from it and new scores added: a label step run again, or
@@ -500,7 +500,7 @@ def _dev_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_siz
         except NoProbabilities:
             return None
         finally:
-            if scores:
+            if scores is not None:
                 scores.close()
     # the probabilities as the cache writes them (rounded), so every run decides on the same numbers
     return np.array([[float(v) for v in p.split()] for p in probs], dtype=np.float64)
