@@ -82,8 +82,9 @@ def main() -> None:
                     data = DataConfig(str(lay.part0), cfg.data.dev, cfg.data.test, part1, cfg.data.label_column)
                     out = Path(cfg.work) / "seeds" / f"{name}_{args.tag}_{kind}_s{seed}"
                     run = StudentRunConfig(data, cfg.students[name].student(), replace(train_cfg, seed=seed), str(out))
-                    rows.append({"student": name, "kind": kind, "seed": seed} | _one_seed(run, cfg, args.reuse))
-                    _print_row(rows[-1], args.tag)
+                    measured, ratio = _one_seed(run, cfg, args.reuse)
+                    rows.append({"student": name, "kind": kind, "seed": seed} | measured)
+                    _print_row(rows[-1], args.tag, ratio)
                     merged = _save(table, args, names, rows)  # a study stopped later keeps the runs it finished
     except (ConfigError, DataError, ModelFolderError) as e:
         sys.exit(f"bench_seeds: error: {e}")
@@ -91,8 +92,9 @@ def main() -> None:
     print(f"wrote {table}")
 
 
-def _one_seed(run: StudentRunConfig, cfg, reuse: bool) -> dict:
-    """Train (or, with --reuse, take the finished) model of `run` and measure it: one table row's numbers."""
+def _one_seed(run: StudentRunConfig, cfg, reuse: bool) -> tuple[dict, float | None]:
+    """Train (or, with --reuse, take the finished) model of `run` and measure it: one table row's numbers,
+    and the pair-order ratio as measured (inf when nothing is reversed; the row holds None then)."""
     m = _finished(run) if reuse else None
     if m is None:
         m = train_student(run, progress=False)
@@ -104,11 +106,10 @@ def _one_seed(run: StudentRunConfig, cfg, reuse: bool) -> dict:
         "test_macro_f1": t["macro_f1"] * 100,
         "test_pair_order": ratio if ratio is None or ratio != float("inf") else None,
         "seconds": m["train_seconds"],  # the training loop's, saved with the model
-    }
+    }, ratio
 
 
-def _print_row(r: dict, tag: str) -> None:
-    ratio = r["test_pair_order"]
+def _print_row(r: dict, tag: str, ratio: float | None) -> None:
     print(
         f"{r['student']} {tag:<12} {r['kind']:<9} seed {r['seed']}: dev {r['dev']:.2f} "
         f"test {r['test']:.2f} macro-F1 {r['test_macro_f1']:.2f}"
