@@ -17,6 +17,21 @@ def test_progress_without_a_bar_logs_done_total_rate_and_time_left(caplog):
     assert lines[1].startswith("teacher fine-tuning: 10 of 10 steps (100 %)") and " left" not in lines[1]
 
 
+def test_the_rate_and_time_left_follow_the_last_lines_not_a_fast_start(caplog, monkeypatch):
+    """A label run reading half its rows from the score cache first must not promise a tenth of the time."""
+    caplog.set_level("INFO", logger="datadistill")
+    clock = iter([0.0] + [0.2 * k for k in range(1, 6)] + [1.0 + 10 * k for k in range(1, 11)])
+    monkeypatch.setattr(ddlog.time, "perf_counter", lambda: next(clock))
+    p = ddlog.Progress(1000, "label", "row", bar=False, every=0)
+    for _ in range(5):
+        p.update(100)  # 500 rows in a second: cache hits
+    for _ in range(10):
+        p.update(10)  # then 1 row a second: the teacher
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[4].startswith("label: 500 of 1,000 rows (50 %), 500.0 rows/s, about 1 s left")
+    assert lines[-1] == "label: 600 of 1,000 rows (60 %), 1.0 rows/s, about 7 min left"  # 400 rows at 1/s
+
+
 def test_the_teacher_fine_tuning_logs_progress_when_output_is_not_a_terminal(files_for_teacher, monkeypatch, caplog):
     from datadistill.data.io import read_splits
     from datadistill.teacher.hf import TeacherTrainConfig, finetune

@@ -10,6 +10,7 @@ never goes silent.
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import time
@@ -69,8 +70,12 @@ class Progress:
     """A tqdm bar when `bar` is true, else a log line at most every `every` seconds.
 
     The log line reads `DESC: DONE of TOTAL UNITs (P %), RATE UNITs/s, about T left` (`of about` when
-    the total is an estimate); `note()` adds the caller's own words (e.g. cache hits).
+    the total is an estimate); `note()` adds the caller's own words (e.g. cache hits). RATE and T come
+    from the last RECENT log lines, not the whole run: a label run that reads its first half from the
+    score cache in a minute would otherwise promise minutes where the teacher needs an hour.
     """
+
+    RECENT = 5  # log lines (about five minutes at the default interval) the rate is measured over
 
     def __init__(
         self,
@@ -85,10 +90,11 @@ class Progress:
     ) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.every = PROGRESS_EVERY if every is None else every
-        self.done, self.start_done = initial, initial
+        self.done = initial
         self.log = log or logger
         self.estimate = total_is_estimate
         self.t0 = self.last = time.perf_counter()
+        self.marks = collections.deque([(self.t0, initial)], maxlen=self.RECENT + 1)  # (time, done) per line
         self.extra = ""
         self.bar = None
         if bar:
@@ -113,7 +119,9 @@ class Progress:
             self.log.info(self.line(now, postfix))
 
     def line(self, now: float, postfix: dict | None = None) -> str:
-        rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
+        then, done_then = self.marks[0]
+        rate = (self.done - done_then) / max(now - then, 1e-9)
+        self.marks.append((now, self.done))
         text = f"{self.desc}: {self.done:,}"
         if self.total:
             text += (
