@@ -86,3 +86,20 @@ def test_quiet_twice_leaves_warnings_and_errors_only(senti_files, tmp_path, caps
     assert capsys.readouterr().err == ""
     assert main(["student", "train", "--config", str(path), "-q"]) == 0
     assert "saved " in capsys.readouterr().err
+
+
+def test_teacher_finetune_given_a_pipeline_config_names_the_command_that_fine_tunes_its_teacher(tmp_path, capsys):
+    import dataclasses
+
+    from datadistill.cli import PIPELINE_SECTIONS
+    from datadistill.run_config import RunConfig
+
+    assert PIPELINE_SECTIONS == {f.name for f in dataclasses.fields(RunConfig)} - {"data", "teacher"}
+    path = tmp_path / "pipe.json"
+    path.write_text(json.dumps({"work": "w", "teacher": {"epochs": 4}, "students": {"bow": {"arch": "bow"}}}))
+    assert main(["teacher", "finetune", "--config", str(path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"datadistill teacher: error: {path} is a pipeline config (it has 'students'): fine-tune its teacher with "
+        f"`datadistill run {path} --steps teacher` (--set teacher.KEY=VALUE to change a setting); "
+        "`teacher finetune --config` takes data, teacher and output only"
+    )

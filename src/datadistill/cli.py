@@ -13,6 +13,9 @@ from .errors import ConfigError, DataError, ModelFolderError, TeacherError
 from .log import logger, setup_logging
 from .teacher.base import PRECISIONS
 
+# sections only a pipeline config has (run_config.RunConfig), named here so --help imports no more
+PIPELINE_SECTIONS = {"work", "augment", "label", "students", "train", "distill", "shards", "teacher_dir"}
+
 
 def _bars(args) -> bool:
     """Progress bars on a terminal only (not in logs or pipes), and never with --quiet."""
@@ -410,6 +413,12 @@ def _run_teacher_finetune(args) -> None:
 
     raw = load_json(args.config) if args.config else {}
     unknown = set(raw) - {"data", "teacher", "output"}
+    if unknown & PIPELINE_SECTIONS:  # the run's own config: its teacher step is `run --steps teacher`
+        raise ConfigError(
+            f"{args.config} is a pipeline config (it has '{sorted(unknown & PIPELINE_SECTIONS)[0]}'): fine-tune "
+            f"its teacher with `datadistill run {args.config} --steps teacher` (--set teacher.KEY=VALUE to "
+            "change a setting); `teacher finetune --config` takes data, teacher and output only"
+        )
     if unknown:
         raise ConfigError(
             f"{args.config}: unknown section '{sorted(unknown)[0]}' (a teacher config has data, teacher, output)"
