@@ -93,8 +93,8 @@ class Progress:
         self.done = initial
         self.log = log or logger
         self.estimate = total_is_estimate
-        self.t0 = self.last = time.perf_counter()
-        self.marks = collections.deque([(self.t0, initial)], maxlen=self.RECENT + 1)  # (time, done) per line
+        self.last = time.perf_counter()
+        self.marks = collections.deque([(self.last, initial)], maxlen=self.RECENT + 1)  # (time, done) per line
         self.extra = ""
         self.bar = None
         if bar:

@@ -486,10 +486,11 @@ def _teacher_on_dev(p: Pipeline, teacher, cache: Path | None = None) -> tuple[fl
 
 def teacher_probs(teacher, texts_a: list[str], texts_b: list[str] | None, batch_size: int, cache: Path | None = None):
     """The teacher's probabilities [N, C] on labelled texts (the label step's dev check), asked in
-    batches of the label step's size (batched by length, in input order again); None when the teacher gives labels only, found at the first batch
-    that has none (an external teacher may be paid by the text). With `cache` (the label step's score
-    cache) texts scored before are read from it and new scores added: a label step run again, or
-    another work folder sharing the teacher, does not score dev again."""
+    batches of the label step's size (batched by length, in input order again); None when the teacher
+    gives labels only, found at the first batch that has none (an external teacher may be paid by the
+    text). With `cache` (the label step's score cache) texts scored before are read from it and new
+    scores added: a label step run again, or another work folder sharing the teacher, does not score
+    dev again."""
     from .data.cache import ScoreCache
     from .label import NoProbabilities, score_texts
 
