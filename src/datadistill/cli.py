@@ -376,7 +376,8 @@ def _add_teacher(sub) -> None:
     f.add_argument(
         "--config",
         help="JSON with a 'teacher' section (and 'data' with train/dev), e.g. "
-        "examples/cls_ernie_fc_ch.json; the options below override it",
+        "examples/cls_ernie_fc_ch.json; the options below override it (a pipeline config's teacher: "
+        "datadistill run CONFIG --steps teacher)",
     )
     f.add_argument(
         "--model",
