@@ -62,29 +62,32 @@ def _logs(kill_at: int = 0):
         logger.removeHandler(handler)
 
 
-@pytest.mark.parametrize("arch", ["bow", "lstm"])
+@pytest.mark.parametrize("arch, keep, kill_at", [("bow", "best", 5), ("lstm", "best", 5), ("bow", "average", 8)])
 def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(
-    senti_files, tmp_path, arch, student_config
+    senti_files, tmp_path, arch, keep, kill_at, student_config
 ):
     """Distilling an LSTM on ~100k teacher-labelled rows takes most of an hour on a CPU: a kill must
-    not throw it away. Dropout (torch RNG), the epoch's batch order (numpy RNG) and AdamW all matter."""
+    not throw it away. Dropout (torch RNG), the epoch's batch order (numpy RNG) and AdamW all matter;
+    under keep "average", so does the mean of the weights so far."""
     from datadistill.student import CHECKPOINT, load_run_config, train_student
 
     def cfg(out):
         path = tmp_path / f"{out}.json"
-        path.write_text(json.dumps(student_config(senti_files, tmp_path, arch, epochs=3, eval_every=7)))
+        path.write_text(json.dumps(student_config(senti_files, tmp_path, arch, epochs=3, eval_every=7, keep=keep)))
         return load_run_config(path, [f"output={tmp_path / out}"])
 
     whole = train_student(cfg("whole"), progress=False)
     assert not (tmp_path / "whole" / CHECKPOINT).exists()
 
-    # 25 steps per epoch, evaluations at 7, 14, 21, 28, 35: resumes mid-epoch 2
-    with _logs(kill_at=5), pytest.raises(Killed):
+    # 25 steps per epoch, evaluations at 7, 14, 21, 28, 35, 42, 49, 56: the kill at the evaluation of
+    # step 35 resumes mid-epoch 2; that of step 56 resumes with two weights averaged (42 and 49)
+    with _logs(kill_at=kill_at), pytest.raises(Killed):
         train_student(cfg("killed"), progress=False)
     assert (tmp_path / "killed" / CHECKPOINT).exists() and not (tmp_path / "killed" / "model.safetensors").exists()
     with _logs() as seen:
         resumed = train_student(cfg("killed"), progress=False)
-    assert any(m.startswith("resuming student training at step 28 of 75 from ") for m in seen), seen
+    at = 7 * (kill_at - 1)
+    assert any(m.startswith(f"resuming student training at step {at} of 75 from ") for m in seen), seen
     assert resumed["history"] == whole["history"] and resumed["steps"] == whole["steps"]
     assert (tmp_path / "killed" / "model.safetensors").read_bytes() == (
         tmp_path / "whole" / "model.safetensors"
@@ -117,3 +120,67 @@ def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_
         m.startswith(f"{tmp_path / 'bow' / CHECKPOINT} cannot be read (") and m.endswith("); starting over")
         for m in seen
     ), seen
+
+
+def _scripted_fit(keep: str, dev: list[float], patience: int = 2):
+    """10 steps of one weight pulled towards 10, evaluated at steps 2, 4, 6, 8, 10 with scripted dev
+    accuracies; returns the fit's result, the weight at each evaluation and the weight returned."""
+    from torch import nn
+
+    from datadistill.train import TrainConfig, fit
+
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    seen: list[float] = []
+
+    def batch_loss(ids, net):
+        return ((net.weight - 10.0) ** 2).sum(), None
+
+    def evaluate() -> float:
+        seen.append(model.weight.item())
+        return dev[len(seen) - 1]
+
+    cfg = TrainConfig(epochs=1, batch_size=1, lr=0.5, warmup=0.0, clip=0.0, patience=patience, eval_every=2, keep=keep)
+    cfg.validate()
+    result = fit(model, batch_loss, evaluate, np.ones(10, dtype=int), cfg, progress=False)
+    return result, seen, model.weight.item()
+
+
+def test_keep_best_returns_the_best_dev_weights_and_stops_after_patience():
+    result, seen, w = _scripted_fit("best", [0.5, 0.9, 0.6, 0.7, 0.8])
+    assert result.steps == 8 and result.best_step == 4 and result.best_dev_accuracy == 0.9
+    assert len(seen) == 4 and w == seen[1]
+
+
+def test_keep_last_runs_the_whole_schedule_and_returns_its_last_weights():
+    result, seen, w = _scripted_fit("last", [0.5, 0.9, 0.6, 0.7, 0.8])
+    assert result.steps == 10 and result.best_step == 10 and result.best_dev_accuracy == 0.8
+    assert len(seen) == 5 and w == seen[-1] and seen[0] < seen[-1]
+
+
+def test_keep_average_returns_the_mean_of_the_second_half_evaluations_and_its_own_dev_accuracy():
+    # evaluations at steps 6, 8 and 10 lie past half of the 10 steps; a sixth evaluation scores the mean
+    result, seen, w = _scripted_fit("average", [0.5, 0.9, 0.6, 0.7, 0.8, 0.75])
+    assert result.steps == 10 and len(seen) == 6
+    assert w == pytest.approx(sum(seen[2:5]) / 3, rel=1e-6) and seen[5] == w
+    assert result.best_dev_accuracy == 0.75 and result.best_step == 10
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"keep": "final"}, "keep must be one of best, last, average, got 'final'"),
+        (
+            {"keep": "last", "solver": "lbfgs"},
+            "keep last chooses among a mini-batch run's weights, and solver lbfgs solves for one: "
+            "set solver to auto or adamw, or remove keep",
+        ),
+    ],
+)
+def test_keep_is_checked(change, message):
+    from datadistill.config import ConfigError
+    from datadistill.train import TrainConfig
+
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(**change).validate()
+    assert str(e.value) == message

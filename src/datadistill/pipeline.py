@@ -69,7 +69,14 @@ log = logger.getChild("pipeline")
 NOT_IN_FINGERPRINT = ("checkpoint", "workers", "timeout")
 # Settings added after runs were recorded, with the default that reproduces those runs: left out of a
 # fingerprint while they hold it, so a finished run stays up to date after an upgrade.
-ADDED_LATER = {"logit_adjust": False, "solver": "adamw", "l2_c": 16.0, "solver_iterations": 300, "nb_scale": False}
+ADDED_LATER = {
+    "logit_adjust": False,
+    "solver": "adamw",
+    "l2_c": 16.0,
+    "solver_iterations": 300,
+    "nb_scale": False,
+    "keep": "best",
+}
 # A student's train settings read only by the mini-batch loop (adamw), and only by the solver (lbfgs).
 LOOP_ONLY = (
     "epochs",
@@ -81,6 +88,7 @@ LOOP_ONLY = (
     "clip",
     "patience",
     "eval_every",
+    "keep",
     "max_steps",
 )
 SOLVER_ONLY = ("l2_c", "solver_iterations", "nb_scale")

@@ -3,7 +3,7 @@
 It sees a network, a function that turns a batch of row indices into a loss, and a dev evaluation;
 never the model's type. AdamW (no decay where the caller says), warm-up then linear decay (or
 constant), gradient clipping, dev evaluation every `eval_every` steps (default once per epoch),
-patience and the best weights kept, progress, and a checkpoint at each evaluation from which a
+patience and the best weights kept (or the last, or their mean over the schedule's second half), progress, and a checkpoint at each evaluation from which a
 killed run resumes exactly (see checkpoint.py).
 """
 
@@ -59,6 +59,10 @@ LOOP_RANGES = {
 
 
 SOLVERS = ("auto", "adamw", "lbfgs")
+# which weights a mini-batch run returns: "best", those that scored best on dev (and stop after `patience`
+# evaluations without improvement); "last", those at the end of the schedule; "average", the mean of the
+# weights at each evaluation in the schedule's second half (learning rate at most half its peak)
+KEEPS = ("best", "last", "average")
 
 
 @dataclass
@@ -72,8 +76,9 @@ class TrainConfig:
     warmup: float = 0.05  # share of all steps spent warming up the learning rate
     schedule: str = "linear"  # linear (decay to 0) or constant after warm-up
     clip: float = 1.0  # max gradient norm; 0 = off
-    patience: int = 3  # evaluations without dev improvement before stopping
+    patience: int = 3  # evaluations without dev improvement before stopping (keep "best" only)
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
+    keep: str = "best"  # best, last or average: which weights the run returns (KEEPS above)
     seed: int = 1
     device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
     loss: str = "hard"  # hard, kl, mse, mix (see losses.py)
@@ -125,6 +130,13 @@ class TrainConfig:
             raise ConfigError(f"l2_c must be a number or 'auto', got '{self.l2_c}'")
         if self.solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got '{self.solver}'")
+        if self.keep not in KEEPS:
+            raise ConfigError(f"keep must be one of {', '.join(KEEPS)}, got '{self.keep}'")
+        if self.keep != "best" and self.solver == "lbfgs":
+            raise ConfigError(
+                f"keep {self.keep} chooses among a mini-batch run's weights, and solver lbfgs solves for one: "
+                "set solver to auto or adamw, or remove keep"
+            )
         if self.nb_scale and self.solver == "adamw":
             raise ConfigError(
                 "nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto, or remove nb_scale"
@@ -151,7 +163,7 @@ def check_device(name: str) -> None:
 
 @dataclass
 class FitResult:
-    best_dev_accuracy: float
+    best_dev_accuracy: float  # that of the weights returned (cfg.keep: best, last or average)
     best_step: int
     steps: int
     seconds: float
@@ -203,7 +215,8 @@ def fit(
     world: World | None = None,
     unused_parameters: bool = False,
 ) -> FitResult:
-    """Train `model` in place; at the end it holds the weights that scored best on dev.
+    """Train `model` in place; at the end it holds the weights that scored best on dev (cfg.keep "best",
+    the default), the last weights ("last") or the mean of those of the second half ("average").
 
     batch_loss(ids, net) -> (loss, accuracy or None) for the rows `ids`, calling `net` for the forward
     pass (the model itself, or its DistributedDataParallel wrapper); evaluate() -> dev accuracy.
@@ -260,6 +273,7 @@ def fit(
     best_state = best_state or _cpu_copy(model)
     step, t0 = st["step"], time.perf_counter() - st["seconds"]
     eval_every = cfg.eval_every or steps_per_epoch
+    keep = getattr(cfg, "keep", "best")  # the teacher's config has no keep: its best on dev
     by_length = getattr(cfg, "group_by_length", True)
     bar = Progress(total, what, "step", progress and world.main, initial=step)
     stop = step >= total
@@ -295,9 +309,14 @@ def fit(
                 improved = dev_acc > st["best_acc"]
                 (log.info if world.main else log.debug)(
                     f"step {step} epoch {epoch + 1}: loss {run_loss:.4f} dev accuracy {dev_acc * 100:.2f}"
-                    + (" (best)" if improved else "")
+                    + (" (best)" if improved and keep == "best" else "")
                 )
-                if improved:
+                if keep != "best":  # no early stop: the schedule runs to its end
+                    st["best_acc"], st["best_step"] = dev_acc, step
+                    if keep == "average" and 2 * step > total:
+                        st["averaged"] = st.get("averaged", 0) + 1
+                        best_state = _running_mean(best_state, model, st["averaged"])
+                elif improved:
                     st["best_acc"], st["best_step"], st["bad"] = dev_acc, step, 0
                     best_state = _cpu_copy(model)
                 else:
@@ -317,7 +336,11 @@ def fit(
                 stop = True
                 break
     bar.close()
-    model.load_state_dict(best_state)
+    if keep != "last":
+        model.load_state_dict(best_state)
+    if keep == "average":  # the mean of several weights: its own dev accuracy
+        st["best_acc"] = world.broadcast(evaluate() if world.main else None)
+        log.info(f"weights averaged over {st.get('averaged', 0)} evaluations: dev accuracy {st['best_acc'] * 100:.2f}")
     return FitResult(
         best_dev_accuracy=st["best_acc"],
         best_step=st["best_step"],
@@ -329,3 +352,17 @@ def fit(
 
 def _cpu_copy(model: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _running_mean(mean: dict, model: nn.Module, n: int) -> dict:
+    """The mean of n weights from the mean of the first n - 1 and the model's (the n-th); integer
+    buffers (counters) take the latest value."""
+    if n == 1:
+        return _cpu_copy(model)
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu")
+        if mean[k].is_floating_point():
+            mean[k].add_(v - mean[k], alpha=1.0 / n)
+        else:
+            mean[k].copy_(v)
+    return mean
