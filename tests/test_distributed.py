@@ -164,6 +164,31 @@ def test_ddp_student_training_on_two_ranks_matches_one_process_and_rank_0_saves(
     assert r.returncode == 0 and r.stdout.split("\t")[0] == "1", r.stderr
 
 
+@pytest.mark.parametrize("keep", ["best", "average"])
+def test_two_ranks_evaluate_the_last_step_when_a_batch_smaller_than_the_world_is_dropped(
+    tmp_path, senti_files, student_config, keep
+):
+    """401 rows in batches of 16 leave a batch of one row, which two ranks drop: the steps then stop
+    short of the count made from every batch. The last step is evaluated anyway, so a run evaluated once
+    per epoch neither returns its starting weights (keep "average", nothing averaged) nor skips the end."""
+    import json
+
+    train = senti_files["train"]
+    train.write_text(train.read_text(encoding="utf-8") + "1\t房间很干净，服务很好\n", encoding="utf-8")
+    cfg = student_config(senti_files, tmp_path, "bow", epochs=2, batch_size=16, eval_every=0, keep=keep)
+    path = tmp_path / "bow.json"
+    path.write_text(json.dumps(cfg))
+    p = _torchrun(["student", "train", "--config", str(path), "-q"])
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, out
+    m = json.loads((tmp_path / "bow" / "metrics.json").read_text())
+    assert m["steps"] == 50 and [h["step"] for h in m["history"]] == [26, 50]  # 25 steps an epoch, not 26
+    dev = [h["dev_accuracy"] for h in m["history"]]
+    # "average": only step 50 lies past half of the 52 steps counted, so the mean is its weights
+    assert m["dev"]["accuracy"] == pytest.approx(dev[-1] if keep == "average" else max(dev))
+    assert m.get("averaged", 0) == (1 if keep == "average" else 0) and m["dev"]["accuracy"] >= 0.65  # untrained: ~0.5
+
+
 def test_a_tiny_teacher_fine_tunes_on_two_ranks_and_rank_0_saves_it(tmp_path, senti_files, tiny_checkpoint):
     base = tiny_checkpoint(tmp_path / "base", "bert")
     args = ["teacher", "finetune", "--model", str(base), "--train", str(senti_files["train"])]

@@ -166,21 +166,10 @@ def test_keep_average_returns_the_mean_of_the_second_half_evaluations_and_its_ow
     assert result.best_dev_accuracy == 0.75 and result.best_step == 10
 
 
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"keep": "final"}, "keep must be one of best, last, average, got 'final'"),
-        (
-            {"keep": "last", "solver": "lbfgs"},
-            "keep last chooses among a mini-batch run's weights, and solver lbfgs solves for one: "
-            "set solver to auto or adamw, or remove keep",
-        ),
-    ],
-)
-def test_keep_is_checked(change, message):
+def test_keep_is_checked():
     from datadistill.config import ConfigError
     from datadistill.train import TrainConfig
 
     with pytest.raises(ConfigError) as e:
-        TrainConfig(**change).validate()
-    assert str(e.value) == message
+        TrainConfig(keep="final").validate()
+    assert str(e.value) == "keep must be one of best, last, average, got 'final'"

@@ -47,6 +47,7 @@ from .run_config import (
     teacher_config,
 )
 from .student import DataConfig, StudentRunConfig, solver_for, train_student
+from .train import ADDED_LATER
 from .teacher import TEACHERS
 
 __all__ = [
@@ -67,16 +68,6 @@ log = logger.getChild("pipeline")
 
 # Settings that change how a step runs, never what it produces: a step is not redone for them.
 NOT_IN_FINGERPRINT = ("checkpoint", "workers", "timeout")
-# Settings added after runs were recorded, with the default that reproduces those runs: left out of a
-# fingerprint while they hold it, so a finished run stays up to date after an upgrade.
-ADDED_LATER = {
-    "logit_adjust": False,
-    "solver": "adamw",
-    "l2_c": 16.0,
-    "solver_iterations": 300,
-    "nb_scale": False,
-    "keep": "best",
-}
 # A student's train settings read only by the mini-batch loop (adamw), and only by the solver (lbfgs).
 LOOP_ONLY = (
     "epochs",

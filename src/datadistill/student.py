@@ -34,7 +34,7 @@ from .students import STUDENTS, build_student
 from .students.base import Dims
 from .text.features import FeatureConfig, Featurizer
 from .text.tokenize import get_tokenizer
-from .train import TrainConfig, fit, resolve_device
+from .train import ADDED_LATER, TrainConfig, fit, resolve_device
 
 log = logger.getChild("student")
 
@@ -167,7 +167,12 @@ def _run_id(
 ) -> str:
     """Settings, features (n-gram orders, buckets, hash: the rows hold token ids only), initial weights
     and rows (token ids, labels, teacher scores): what a checkpoint must match."""
-    parts: list = [type(model).__name__, {k: v for k, v in to_dict(cfg).items() if k not in ("device", "checkpoint")}]
+    settings = {
+        k: v
+        for k, v in to_dict(cfg).items()
+        if k not in ("device", "checkpoint") and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }
+    parts: list = [type(model).__name__, settings]
     parts.append(to_dict(features))
     parts += [v.detach().cpu().numpy() for v in model.state_dict().values()]
     parts.append(train_rows.ids)
@@ -486,6 +491,7 @@ def _train_student(cfg: StudentRunConfig, progress: bool, command: str | None) -
         "train_seconds": result.seconds,
         "steps": result.steps,
         "best_step": result.best_step,
+        **({"averaged": result.averaged} if result.averaged else {}),
         "history": result.history,
         **({"chosen": result.chosen} if result.chosen else {}),
         "dev": evaluate_rows(model, featurizer, dev_t, label_map),

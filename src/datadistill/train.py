@@ -59,9 +59,20 @@ LOOP_RANGES = {
 
 
 SOLVERS = ("auto", "adamw", "lbfgs")
+# TrainConfig settings added after runs were recorded, with the value that reproduces those runs: left out
+# of a pipeline step's fingerprint and a training checkpoint's run id while they hold it, so a finished
+# run stays up to date, and a killed one resumes, after an upgrade
+ADDED_LATER = {
+    "logit_adjust": False,
+    "solver": "adamw",
+    "l2_c": 16.0,
+    "solver_iterations": 300,
+    "nb_scale": False,
+    "keep": "best",
+}
 # which weights a mini-batch run returns: "best", those that scored best on dev (and stop after `patience`
 # evaluations without improvement); "last", those at the end of the schedule; "average", the mean of the
-# weights at each evaluation in the schedule's second half (learning rate at most half its peak)
+# weights at each evaluation past half of the steps (where a linear decay has about halved the learning rate)
 KEEPS = ("best", "last", "average")
 
 
@@ -132,11 +143,6 @@ class TrainConfig:
             raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got '{self.solver}'")
         if self.keep not in KEEPS:
             raise ConfigError(f"keep must be one of {', '.join(KEEPS)}, got '{self.keep}'")
-        if self.keep != "best" and self.solver == "lbfgs":
-            raise ConfigError(
-                f"keep {self.keep} chooses among a mini-batch run's weights, and solver lbfgs solves for one: "
-                "set solver to auto or adamw, or remove keep"
-            )
         if self.nb_scale and self.solver == "adamw":
             raise ConfigError(
                 "nb_scale scales a solved linear bag's inputs, and solver is adamw: set solver to auto, or remove nb_scale"
@@ -168,6 +174,7 @@ class FitResult:
     steps: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    averaged: int = 0  # keep "average": how many evaluations' weights the mean holds
     chosen: dict = field(default_factory=dict)  # settings the fit chose itself (a solved bag's l2_c)
 
 
@@ -300,7 +307,10 @@ def fit(
             if acc is not None:
                 run_acc = 0.9 * run_acc + 0.1 * acc if bi else acc
             bar.update(1, loss=f"{run_loss:.4f}", **({"acc": f"{run_acc:.3f}"} if acc is not None else {}))
-            if step % eval_every == 0 or step == total:
+            # the loop's last step is evaluated too: under torchrun a batch smaller than the world is
+            # dropped, and `total` (counted from every batch) is then never reached
+            last = step == total or (epoch == cfg.epochs - 1 and bi == len(batches) - 1)
+            if step % eval_every == 0 or last:
                 dev_acc = world.broadcast(evaluate() if world.main else None)
                 model.train()
                 st["history"].append(
@@ -336,17 +346,19 @@ def fit(
                 stop = True
                 break
     bar.close()
-    if keep != "last":
+    averaged = st.get("averaged", 0) if keep == "average" else 0
+    if keep == "best" or averaged:
         model.load_state_dict(best_state)
-    if keep == "average":  # the mean of several weights: its own dev accuracy
+    if averaged > 1:  # the mean of several weights: its own dev accuracy
         st["best_acc"] = world.broadcast(evaluate() if world.main else None)
-        log.info(f"weights averaged over {st.get('averaged', 0)} evaluations: dev accuracy {st['best_acc'] * 100:.2f}")
+        log.info(f"weights averaged over {averaged} evaluations: dev accuracy {st['best_acc'] * 100:.2f}")
     return FitResult(
         best_dev_accuracy=st["best_acc"],
         best_step=st["best_step"],
         steps=step,
         seconds=time.perf_counter() - t0,
         history=st["history"],
+        averaged=averaged,
     )
 
 
