@@ -3,8 +3,8 @@
 It sees a network, a function that turns a batch of row indices into a loss, and a dev evaluation;
 never the model's type. AdamW (no decay where the caller says), warm-up then linear decay (or
 constant), gradient clipping, dev evaluation every `eval_every` steps (default once per epoch),
-patience and the best weights kept (or the last, or their mean over the schedule's second half), progress, and a checkpoint at each evaluation from which a
-killed run resumes exactly (see checkpoint.py).
+patience and the best weights kept (or the last, or their mean over the schedule's second half),
+progress, and a checkpoint at each evaluation from which a killed run resumes exactly (see checkpoint.py).
 """
 
 from __future__ import annotations
