@@ -64,7 +64,12 @@ def _logs(kill_at: int = 0):
 
 @pytest.mark.parametrize(
     "arch, keep, kill_at",
-    [("bow", "best", 5), pytest.param("lstm", "best", 5, marks=pytest.mark.slow), ("bow", "average", 8)],
+    [
+        ("bow", "best", 5),
+        pytest.param("lstm", "best", 5, marks=pytest.mark.slow),
+        ("bow", "average", 8),
+        pytest.param("bow", "last", 5, marks=pytest.mark.slow),  # its checkpoints hold no second weights
+    ],
 )
 def test_killed_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(
     senti_files, tmp_path, arch, keep, kill_at, student_config

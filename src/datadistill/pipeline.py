@@ -47,7 +47,7 @@ from .run_config import (
     teacher_config,
 )
 from .student import DataConfig, StudentRunConfig, solver_for, train_student
-from .train import ADDED_LATER
+from .train import added_later_default
 from .teacher import TEACHERS
 
 __all__ = [
@@ -90,11 +90,7 @@ def settings_of(cfg) -> Any:
 
     def strip(d):
         if isinstance(d, dict):
-            return {
-                k: strip(v)
-                for k, v in d.items()
-                if k not in NOT_IN_FINGERPRINT and not (k in ADDED_LATER and v == ADDED_LATER[k])
-            }
+            return {k: strip(v) for k, v in d.items() if k not in NOT_IN_FINGERPRINT and not added_later_default(k, v)}
         return [strip(v) for v in d] if isinstance(d, list) else d
 
     return strip(to_dict(cfg))

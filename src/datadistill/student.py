@@ -34,7 +34,7 @@ from .students import STUDENTS, build_student
 from .students.base import Dims
 from .text.features import FeatureConfig, Featurizer
 from .text.tokenize import get_tokenizer
-from .train import ADDED_LATER, TrainConfig, fit, resolve_device
+from .train import TrainConfig, added_later_default, fit, resolve_device
 
 log = logger.getChild("student")
 
@@ -168,9 +168,7 @@ def _run_id(
     """Settings, features (n-gram orders, buckets, hash: the rows hold token ids only), initial weights
     and rows (token ids, labels, teacher scores): what a checkpoint must match."""
     settings = {
-        k: v
-        for k, v in to_dict(cfg).items()
-        if k not in ("device", "checkpoint") and not (k in ADDED_LATER and v == ADDED_LATER[k])
+        k: v for k, v in to_dict(cfg).items() if k not in ("device", "checkpoint") and not added_later_default(k, v)
     }
     parts: list = [type(model).__name__, settings]
     parts.append(to_dict(features))

@@ -70,6 +70,13 @@ ADDED_LATER = {
     "nb_scale": False,
     "keep": "best",
 }
+
+
+def added_later_default(key: str, value) -> bool:
+    """Whether `key` is a setting added after runs were recorded and holds the value those runs had."""
+    return key in ADDED_LATER and value == ADDED_LATER[key]
+
+
 # which weights a mini-batch run returns: "best", those that scored best on dev (and stop after `patience`
 # evaluations without improvement); "last", those at the end of the schedule; "average", the mean of the
 # weights at each evaluation past half of the steps (where a linear decay has about halved the learning rate)
@@ -277,10 +284,12 @@ def fit(
     if ckpt and (resumed := ckpt.load(model, opt, sched, rng, device)):
         st, best_state = resumed
         log.info(f"resuming {what} at step {st['step']} of {total} from {ckpt.path}")
-    best_state = best_state or _cpu_copy(model)
+    keep = getattr(cfg, "keep", "best")  # the teacher's config has no keep: its best on dev
+    # only "best" may return the starting weights; "last" needs no second copy in memory or in each
+    # checkpoint, and "average" makes its own at its first averaged evaluation
+    best_state = best_state or (_cpu_copy(model) if keep == "best" else None)
     step, t0 = st["step"], time.perf_counter() - st["seconds"]
     eval_every = cfg.eval_every or steps_per_epoch
-    keep = getattr(cfg, "keep", "best")  # the teacher's config has no keep: its best on dev
     by_length = getattr(cfg, "group_by_length", True)
     bar = Progress(total, what, "step", progress and world.main, initial=step)
     stop = step >= total
@@ -366,7 +375,7 @@ def _cpu_copy(model: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _running_mean(mean: dict, model: nn.Module, n: int) -> dict:
+def _running_mean(mean: dict | None, model: nn.Module, n: int) -> dict:
     """The mean of n weights from the mean of the first n - 1 and the model's (the n-th); integer
     buffers (counters) take the latest value."""
     if n == 1:
