@@ -147,6 +147,7 @@ def test_a_pair_folder_written_before_match_loads_without_it(tmp_path, write_tsv
         "student.arch=cnn",
         'student.model={"emb_dim": 8, "filters": 4, "widths": [2], "match": false}',
         "train.epochs=1",
+        "student.features.ngram_buckets=5000",  # the default 100k embeddings only slow the test
         f"output={tmp_path / 'cnn'}",
     ]
     train_student(load_run_config(None, overrides))
@@ -209,6 +210,7 @@ def test_a_linear_pair_bag_folder_written_before_similarity_loads_without_it(tmp
     header = ("label", "text_a", "text_b")
     train, dev = write_tsv(tmp_path / "train.tsv", rows, header), write_tsv(tmp_path / "dev.tsv", rows[:9], header)
     overrides = [f"data.train={train}", f"data.dev={dev}", "student.arch=bow", 'student.model={"similarity": false}']
+    overrides.append("student.features.ngram_buckets=5000")  # the default 1M buckets only slow the test
     train_student(load_run_config(None, [*overrides, "train.epochs=2", f"output={tmp_path / 'bow'}"]))
     folder, old = tmp_path / "bow", tmp_path / "old"
     model, featurizer, _, config = load_folder(folder)
