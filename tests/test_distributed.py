@@ -168,9 +168,9 @@ def test_ddp_student_training_on_two_ranks_matches_one_process_and_rank_0_saves(
 def test_two_ranks_evaluate_the_last_step_when_a_batch_smaller_than_the_world_is_dropped(
     tmp_path, senti_files, student_config, keep
 ):
-    """401 rows in batches of 16 leave a batch of one row, which two ranks drop: the steps then stop
-    short of the count made from every batch. The last step is evaluated anyway, so a run evaluated once
-    per epoch neither returns its starting weights (keep "average", nothing averaged) nor skips the end."""
+    """401 rows in batches of 16 leave a batch of one row, which two ranks drop: the schedule counts
+    25 steps an epoch, not 26, so the last step is the counted one and is evaluated, and a run evaluated
+    once per epoch neither returns its starting weights (keep "average", nothing averaged) nor skips the end."""
     import json
 
     train = senti_files["train"]
@@ -182,9 +182,9 @@ def test_two_ranks_evaluate_the_last_step_when_a_batch_smaller_than_the_world_is
     out, _ = p.communicate(timeout=300)
     assert p.returncode == 0, out
     m = json.loads((tmp_path / "bow" / "metrics.json").read_text())
-    assert m["steps"] == 50 and [h["step"] for h in m["history"]] == [26, 50]  # 25 steps an epoch, not 26
+    assert m["steps"] == 50 and [h["step"] for h in m["history"]] == [25, 50]  # 25 steps an epoch, not 26
     dev = [h["dev_accuracy"] for h in m["history"]]
-    # "average": only step 50 lies past half of the 52 steps counted, so the mean is its weights
+    # "average": only step 50 lies past half of the 50 steps, so the mean is its weights
     assert m["dev"]["accuracy"] == pytest.approx(dev[-1] if keep == "average" else max(dev))
     assert m.get("averaged", 0) == (1 if keep == "average" else 0) and m["dev"]["accuracy"] >= 0.65  # untrained: ~0.5
 

@@ -181,3 +181,34 @@ def test_keep_is_checked():
     with pytest.raises(ConfigError) as e:
         TrainConfig(keep="final").validate()
     assert str(e.value) == "keep must be one of best, last, average, got 'final'"
+
+
+@pytest.mark.parametrize("by_length", [True, False])
+def test_the_schedule_counts_exactly_the_batches_every_rank_steps_through(by_length):
+    """Under torchrun a batch with fewer rows than ranks is dropped; the schedule's length must leave it
+    out, or the learning rate ends above zero and the last step is never the counted one."""
+    from datadistill.train import _batches, epoch_steps
+
+    rng = np.random.default_rng(0)
+    for rows in (1, 15, 16, 17, 401, 1000, 3201):
+        for batch_size in (1, 7, 16, 64):
+            for world in (1, 2, 3, 8):
+                drawn = _batches(rng.integers(1, 50, rows), batch_size, rng, by_length)
+                stepped = [b for b in drawn if len(b) >= world]
+                assert epoch_steps(rows, batch_size, world) == len(stepped), (rows, batch_size, world)
+
+
+def test_a_batch_smaller_than_the_torchrun_world_is_refused_by_name():
+    from torch import nn
+
+    from datadistill.config import ConfigError
+    from datadistill.distributed import World
+    from datadistill.train import TrainConfig, fit
+
+    cfg = TrainConfig(epochs=1, batch_size=2)
+    with pytest.raises(ConfigError) as e:
+        fit(nn.Linear(1, 1), None, None, np.ones(10, dtype=int), cfg, progress=False, world=World(rank=0, size=4))
+    assert str(e.value) == (
+        "batch_size 2 is smaller than the 4 torchrun processes: each takes a share of every batch; "
+        "set batch_size to at least 4"
+    )

@@ -10,7 +10,6 @@ progress, and a checkpoint at each evaluation from which a killed run resumes ex
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +212,14 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, by_
     return [perm[s : s + batch_size] for s in range(0, len(perm), batch_size)]
 
 
+def epoch_steps(rows: int, batch_size: int, world_size: int = 1) -> int:
+    """The optimizer steps in one epoch of `rows`: one per batch, the last batch (the only one `_batches`
+    cuts short) included unless it has fewer rows than there are ranks, which torchrun's ranks drop (each
+    needs a row). The schedule's length: it ends at zero and the last step is evaluated."""
+    full, rest = divmod(rows, batch_size)
+    return full * (batch_size >= world_size) + (rest >= world_size if rest else 0)
+
+
 def fit(
     model: nn.Module,
     batch_loss: Callable[[np.ndarray, nn.Module], tuple[torch.Tensor, float | None]],
@@ -245,6 +252,11 @@ def fit(
     with the same weights as a run never stopped; the caller removes the file once the model is saved.
     """
     world = world or current_world()  # a world of one outside torchrun
+    if cfg.batch_size < world.size:
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} is smaller than the {world.size} torchrun processes: each takes a "
+            f"share of every batch; set batch_size to at least {world.size}"
+        )
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = next(model.parameters()).device
@@ -261,7 +273,7 @@ def fit(
     # fused: one kernel over all tensors; with the students' hashed n-gram tables the default update
     # was most of a CPU training step
     opt = torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
-    steps_per_epoch = math.ceil(len(index) / cfg.batch_size)
+    steps_per_epoch = epoch_steps(len(index), cfg.batch_size, world.size)
     total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, warmup_schedule(total, cfg.warmup, getattr(cfg, "schedule", "linear"))
@@ -316,10 +328,7 @@ def fit(
             if acc is not None:
                 run_acc = 0.9 * run_acc + 0.1 * acc if bi else acc
             bar.update(1, loss=f"{run_loss:.4f}", **({"acc": f"{run_acc:.3f}"} if acc is not None else {}))
-            # the loop's last step is evaluated too: under torchrun a batch smaller than the world is
-            # dropped, and `total` (counted from every batch) is then never reached
-            last = step == total or (epoch == cfg.epochs - 1 and bi == len(batches) - 1)
-            if step % eval_every == 0 or last:
+            if step % eval_every == 0 or step == total:
                 dev_acc = world.broadcast(evaluate() if world.main else None)
                 model.train()
                 st["history"].append(
