@@ -16,7 +16,8 @@ The run's label step must be done (part.0 and part.1 exist). `--set` overrides t
 WORK/seeds/<student>_<tag>_<kind>_s<seed>/; the table to bench/out/seeds_<config>_<student>_<tag>.json,
 written after every run (a study stopped early keeps what it finished), which keeps the rows of an
 earlier run of the same variant (same overrides) for other kinds or seeds. With `--reuse`, a seed whose
-folder holds a finished model made with the same settings is evaluated rather than trained again. `seconds`
+folder holds a finished model made with the same settings from files of the same content (part.0, part.1,
+dev; recorded beside the folder) is evaluated rather than trained again. `seconds`
 is the training loop's time, as saved in the model's metrics.json.
 """
 
@@ -52,7 +53,7 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="evaluate a seed whose model folder holds a finished model made with the same settings "
-        "instead of training it again",
+        "from files of the same content instead of training it again",
     )
     args = ap.parse_args()
     try:
@@ -97,7 +98,9 @@ def _one_seed(run: StudentRunConfig, cfg, reuse: bool) -> tuple[dict, float | No
     and the pair-order ratio as measured (inf when nothing is reversed; the row holds None then)."""
     m = _finished(run) if reuse else None
     if m is None:
+        inputs = _inputs(run)  # read before training: what the model is made from
         m = train_student(run, progress=False)
+        _inputs_record(run).write_text(json.dumps(inputs), encoding="utf-8")
     t = evaluate_folder(run.output, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
     ratio = t["ranking"]["pair_order"] if "ranking" in t else None
     return {
@@ -174,7 +177,32 @@ def _finished(run: StudentRunConfig) -> dict | None:
         if m.get("config") != json.loads(json.dumps(to_dict(run))):
             print(f"{out}: saved with other settings; training it again", flush=True)
             return None
+        record = _inputs_record(run)
+        if not record.is_file():  # a folder from before the record: its settings are all there is to compare
+            print(f"{out}: no record of its inputs' content; reused on its settings alone", flush=True)
+        elif json.loads(record.read_text(encoding="utf-8")) != _inputs(run):
+            print(f"{out}: trained on files whose content has changed since; training it again", flush=True)
+            return None
         return m
+
+
+def _inputs_record(run: StudentRunConfig) -> Path:
+    """Beside the seed's folder (not in it: a model folder holds the model), the content of its inputs."""
+    out = Path(run.output)
+    return out.parent / f".{out.name}.inputs.json"
+
+
+def _inputs(run: StudentRunConfig) -> dict:
+    """Content digests of the files a seed is trained and chosen on: the same paths may hold other rows
+    (part.1 labelled again), and --reuse must then train again."""
+    from datadistill.data.cache import content_digest
+
+    d = run.data
+    return {
+        "train": content_digest(d.train),
+        "teacher_labelled": [content_digest(p) for p in d.teacher_labelled],
+        "dev": content_digest(d.dev),
+    }
 
 
 def _keys(rows: list[dict]) -> list[str]:
