@@ -25,7 +25,7 @@ from datadistill.config import ConfigError
 from datadistill.data.io import read_examples
 from datadistill.errors import DataError, ModelFolderError
 from datadistill.pipeline import Pipeline, load_config
-from datadistill.predict import Predictor
+from datadistill.predict import Predictor, check_pair_columns
 
 HERE = Path(__file__).resolve().parent
 
@@ -55,18 +55,27 @@ def measure(folder: Path, part1: Path, data) -> dict:
     """One folder's row: part.1 agreement (%) and total variation with the teacher, dev and test accuracy (%)."""
     pred = Predictor(folder)
     ex = read_examples(part1)
-    b = [e.text_b for e in ex] if ex and ex[0].text_b is not None else None
+    if not ex:
+        raise DataError(f"{part1}: no rows")
+    check_pair_columns(pred, part1, ex[0].text_b is not None, str(folder))
+    n = len(pred.labels)
+    if any(e.probs is None or len(e.probs) != n or e.label not in pred.labels for e in ex):
+        raise DataError(f"{part1}: every row needs a label of {folder} and {n} probabilities (a probs column)")
+    probs_T = np.array([e.probs for e in ex], dtype=np.float64)  # [N, C]
+    teacher = np.array([pred.labels.index(e.label) for e in ex])
+    if (probs_T.argmax(-1) != teacher).any():  # part.1's label is its top probability, in the label map's order
+        raise DataError(f"{part1}: its probabilities are not in the label order of {folder} ({', '.join(pred.labels)})")
+    b = [e.text_b for e in ex] if ex[0].text_b is not None else None
     probs_S = pred.predict_proba([e.text_a for e in ex], b)  # [N, C]
-    probs_T = np.array([e.probs for e in ex], dtype=np.float64)  # [N, C], in the label map's order
-    teacher = [pred.labels.index(e.label) for e in ex]
     row = {
         "folder": str(folder),
         "part1_rows": len(ex),
-        "part1_agreement": float(np.mean(probs_S.argmax(-1) == np.array(teacher)) * 100),
+        "part1_agreement": float(np.mean(probs_S.argmax(-1) == teacher) * 100),
         "part1_tv": float(np.abs(probs_S - probs_T).sum(-1).mean() / 2),
     }
     for split in ("dev", "test"):
         gold = read_examples(getattr(data, split), label_column=data.label_column)
+        check_pair_columns(pred, getattr(data, split), bool(gold) and gold[0].text_b is not None, str(folder))
         b = [e.text_b for e in gold] if gold and gold[0].text_b is not None else None
         got = pred.predict([e.text_a for e in gold], b)
         row[split] = float(np.mean([g == e.label for g, e in zip(got, gold)]) * 100)

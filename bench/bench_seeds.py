@@ -100,7 +100,10 @@ def _one_seed(run: StudentRunConfig, cfg, reuse: bool) -> tuple[dict, float | No
     if m is None:
         inputs = _inputs(run)  # read before training: what the model is made from
         m = train_student(run, progress=False)
-        _inputs_record(run).write_text(json.dumps(inputs), encoding="utf-8")
+        record = _inputs_record(run)
+        tmp = record.with_suffix(f".{os.getpid()}.tmp")  # whole or not at all: a kill leaves no half record
+        tmp.write_text(json.dumps(inputs), encoding="utf-8")
+        tmp.replace(record)
     t = evaluate_folder(run.output, cfg.data.test, cfg.data.label_column, cfg.data.positive_label)
     ratio = t["ranking"]["pair_order"] if "ranking" in t else None
     return {
@@ -180,7 +183,13 @@ def _finished(run: StudentRunConfig) -> dict | None:
         record = _inputs_record(run)
         if not record.is_file():  # a folder from before the record: its settings are all there is to compare
             print(f"{out}: no record of its inputs' content; reused on its settings alone", flush=True)
-        elif json.loads(record.read_text(encoding="utf-8")) != _inputs(run):
+            return m
+        try:
+            same = json.loads(record.read_text(encoding="utf-8")) == _inputs(run)
+        except (OSError, ValueError):
+            print(f"{record}: unreadable; training {out} again", flush=True)
+            return None
+        if not same:
             print(f"{out}: trained on files whose content has changed since; training it again", flush=True)
             return None
         return m

@@ -116,7 +116,7 @@ def test_a_checkpoint_of_other_data_or_settings_is_not_resumed(senti_files, tmp_
     with _logs() as seen:
         m = train_student(load_run_config(path, [change]), progress=False)
     assert (
-        f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings or data differ); "
+        f"{tmp_path / 'bow' / CHECKPOINT} belongs to another student training run (settings, data or number of processes differ); "
         "starting over" in seen
     )
     assert m["history"][0]["step"] == 5 and not (tmp_path / "bow" / CHECKPOINT).exists()
@@ -198,17 +198,23 @@ def test_the_schedule_counts_exactly_the_batches_every_rank_steps_through(by_len
                 assert epoch_steps(rows, batch_size, world) == len(stepped), (rows, batch_size, world)
 
 
-def test_a_batch_smaller_than_the_torchrun_world_is_refused_by_name():
+@pytest.mark.parametrize(
+    "rows,batch_size,message",
+    [
+        (10, 2, "batch_size 2 is smaller than the 4 torchrun processes: each takes a share of every batch; "
+         "set batch_size to at least 4"),
+        (3, 8, "3 training rows are fewer than the 4 torchrun processes: each needs a row of every batch; "
+         "run fewer processes"),
+    ],
+)  # fmt: skip
+def test_torchrun_runs_that_would_train_nothing_are_refused_by_name(rows, batch_size, message):
     from torch import nn
 
     from datadistill.config import ConfigError
     from datadistill.distributed import World
     from datadistill.train import TrainConfig, fit
 
-    cfg = TrainConfig(epochs=1, batch_size=2)
+    cfg = TrainConfig(epochs=1, batch_size=batch_size)
     with pytest.raises(ConfigError) as e:
-        fit(nn.Linear(1, 1), None, None, np.ones(10, dtype=int), cfg, progress=False, world=World(rank=0, size=4))
-    assert str(e.value) == (
-        "batch_size 2 is smaller than the 4 torchrun processes: each takes a share of every batch; "
-        "set batch_size to at least 4"
-    )
+        fit(nn.Linear(1, 1), None, None, np.ones(rows, dtype=int), cfg, progress=False, world=World(rank=0, size=4))
+    assert str(e.value) == message

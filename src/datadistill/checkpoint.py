@@ -73,7 +73,8 @@ class TrainingCheckpoint:
             log.warning(f"{self.path} cannot be read ({type(e).__name__}: {e}); starting over")
             return None
         if ck.get("run") != self.run_id:
-            log.warning(f"{self.path} belongs to another {self.what} run (settings or data differ); starting over")
+            why = "settings, data or number of processes differ"
+            log.warning(f"{self.path} belongs to another {self.what} run ({why}); starting over")
             return None
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])

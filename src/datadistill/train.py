@@ -257,6 +257,16 @@ def fit(
             f"batch_size {cfg.batch_size} is smaller than the {world.size} torchrun processes: each takes a "
             f"share of every batch; set batch_size to at least {world.size}"
         )
+    index = np.arange(len(lengths)) if index is None else index
+    lengths = np.asarray(lengths)
+    steps_per_epoch = epoch_steps(len(index), cfg.batch_size, world.size)
+    if not steps_per_epoch:  # nothing to train on, and no model worth saving
+        raise ConfigError(
+            f"{len(index)} training rows are fewer than the {world.size} torchrun processes: each needs a row "
+            "of every batch; run fewer processes"
+            if world.distributed
+            else "no training rows"
+        )
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = next(model.parameters()).device
@@ -267,18 +277,18 @@ def fit(
         # unused_parameters: e.g. a transformers pooler the mean-pooling head never reads
         ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused_parameters)
-    index = np.arange(len(lengths)) if index is None else index
-    lengths = np.asarray(lengths)
     groups = param_groups or [{"params": list(model.parameters()), "weight_decay": getattr(cfg, "weight_decay", 0.0)}]
     # fused: one kernel over all tensors; with the students' hashed n-gram tables the default update
     # was most of a CPU training step
     opt = torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
-    steps_per_epoch = epoch_steps(len(index), cfg.batch_size, world.size)
     total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, warmup_schedule(total, cfg.warmup, getattr(cfg, "schedule", "linear"))
     )
-    ckpt = TrainingCheckpoint(checkpoint, run_id, what) if checkpoint else None
+    # the batches each rank takes depend on the number of ranks: a checkpoint resumes only with as many
+    # (one process keeps the run ids of checkpoints written before this mattered)
+    ranks = f"|ranks {world.size}" if world.distributed else ""
+    ckpt = TrainingCheckpoint(checkpoint, run_id + ranks, what) if checkpoint else None
     # st: where training is; a checkpoint restores it with the weights, optimizer, schedule and RNGs
     st = {
         "step": 0,
