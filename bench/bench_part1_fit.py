@@ -40,7 +40,8 @@ def main() -> None:
         part1 = Pipeline(cfg).layout.part1
         if not part1.exists():
             raise DataError(f"{part1} is missing: run `datadistill run {args.config} --steps label` first")
-        rows = [measure(Path(f), part1, cfg.data) for f in args.folders]
+        part1_rows = read_examples(part1)  # once for every folder
+        rows = [measure(Path(f), part1, part1_rows, cfg.data) for f in args.folders]
     except (ConfigError, DataError, ModelFolderError) as e:
         sys.exit(f"bench_part1_fit: error: {e}")
     print(f"{'folder':<44} {'part.1 agree':>12} {'part.1 TV':>9} {'dev':>6} {'test':>6}")
@@ -51,10 +52,10 @@ def main() -> None:
     print(f"wrote {out}")
 
 
-def measure(folder: Path, part1: Path, data) -> dict:
-    """One folder's row: part.1 agreement (%) and total variation with the teacher, dev and test accuracy (%)."""
+def measure(folder: Path, part1: Path, ex: list, data) -> dict:
+    """One folder's row: agreement (%) and total variation with the teacher on part.1 (`ex`, read from
+    `part1`), dev and test accuracy (%)."""
     pred = Predictor(folder)
-    ex = read_examples(part1)
     if not ex:
         raise DataError(f"{part1}: no rows")
     check_pair_columns(pred, part1, ex[0].text_b is not None, str(folder))
